@@ -1,0 +1,1 @@
+"""Database: table definitions, engine/session helpers, embedded PostgreSQL, migrations."""

@@ -1,0 +1,138 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations in `migrations/` create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+installation = Table(
+    "installation",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("roles", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+storage_components = Table(
+    "storage_components",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("storage_type", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("access_key_enc", Text, nullable=False),
+    Column("secret_key_enc", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="ACTIVE"),
+    Column("is_primary", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("uq_storage_primary", "is_primary", unique=True, postgresql_where=text("is_primary")),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("job_type", Text, nullable=False),
+    Column("bucket_name", Text, nullable=False),
+    Column("component_id", Integer, ForeignKey("storage_components.id"), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("message", Text),
+    Column("result", JSONB),
+    Column("total", BigInteger, nullable=False, server_default="0"),
+    Column("processed", BigInteger, nullable=False, server_default="0"),
+    Column("failed", BigInteger, nullable=False, server_default="0"),
+    Column("skipped", BigInteger, nullable=False, server_default="0"),
+    Column("bytes", BigInteger, nullable=False, server_default="0"),
+    # Planning: the enumeration cursor (last key written into a partition) and whether done.
+    Column("enum_cursor", Text),
+    Column("enum_done", Boolean, nullable=False, server_default="false"),
+    Column("partitions_planned", Integer, nullable=False, server_default="0"),
+    Column("partitions_done", Integer, nullable=False, server_default="0"),
+    Index("ix_jobs_page", text("created_at DESC"), text("id DESC")),
+    Index("ix_jobs_user_page", "user_id", text("created_at DESC"), text("id DESC")),
+    Index("ix_jobs_bucket_page", "bucket_name", text("created_at DESC"), text("id DESC")),
+    # At most one non-terminal job of a type per bucket: JOB_ALREADY_ACTIVE is enforced here.
+    Index(
+        "uq_jobs_active",
+        "component_id",
+        "bucket_name",
+        "job_type",
+        unique=True,
+        postgresql_where=text("state IN ('EXAMINING', 'PROCESSING', 'EXECUTING')"),
+    ),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+job_partitions = Table(
+    "job_partitions",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    # The key range (start_after, last_key]; NULL start_after = bucket start, NULL last_key = end.
+    Column("start_after", Text),
+    Column("last_key", Text),
+    Column("entries", Integer, nullable=False),
+    Column("done", Boolean, nullable=False, server_default="false"),
+    Column("result", JSONB),
+)
+
+job_failures = Table(
+    "job_failures",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("version_id", Text),
+    Column("error_code", Text, nullable=False),
+    Column("http_status", Integer),
+    Column("message", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Index("ix_job_failures_job", "job_id", "id"),
+)
+
+bucket_metrics = Table(
+    "bucket_metrics",
+    metadata,
+    Column("component_id", Integer, ForeignKey("storage_components.id"), primary_key=True),
+    Column("bucket_name", Text, primary_key=True),
+    Column("metrics", JSONB, nullable=False),
+    Column("reconciled_at", DateTime(timezone=True), nullable=False),
+    Column("job_id", Integer),
+)

