@@ -1,0 +1,1 @@
+"""HTTP: the MAPI routes, identity endpoints, health and metrics (FastAPI)."""

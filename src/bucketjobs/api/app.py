@@ -1,0 +1,101 @@
+"""The ASGI application: routers under `/mapi/v1` and `/v1`, identity, health, OpenAPI."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from bucketjobs import __version__
+from bucketjobs.api import buckets, errors, health, identity, jobs
+from bucketjobs.api.schemas import REQUEST_SCHEMAS
+from bucketjobs.api.state import ApiState
+from bucketjobs.api.storage import PrimaryStore
+from bucketjobs.auth.csrf import CsrfProtector
+from bucketjobs.auth.throttle import LoginThrottle
+from bucketjobs.auth.tokens import TokenIssuer, load_or_create_key
+from bucketjobs.clock import Clock, clock
+from bucketjobs.db.installation import load_installation
+from bucketjobs.db.session import create_engine
+from bucketjobs.jobs.pages import PageTokens
+from bucketjobs.jobs.service import JobService
+from bucketjobs.ops.registry import OPERATIONS
+from bucketjobs.storage.secrets import load_or_create_fernet
+
+MAPI_PREFIXES = ("/mapi/v1", "/v1")
+
+
+def create_app(
+    database_url: str,
+    data_dir: Path,
+    *,
+    public_url: str = "http://127.0.0.1:8080",
+    the_clock: Clock = clock,
+    secure_cookies: bool = False,
+    max_body: int = 1024 * 1024,
+) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = create_engine(database_url)
+        async with db.begin() as conn:
+            secrets = await load_installation(conn)
+        fernet = load_or_create_fernet(data_dir)
+        realm = "vsp-object"
+        issuer = f"{public_url.rstrip('/')}/ui/auth/realms/{realm}"
+        app.state.api = ApiState(
+            db=db,
+            clock=the_clock,
+            tokens=TokenIssuer(
+                load_or_create_key(data_dir / "jwt-signing-key.pem"), issuer, the_clock
+            ),
+            csrf=CsrfProtector(bytes.fromhex(secrets["csrf_secret"]), the_clock),
+            jobs=JobService(
+                db,
+                PageTokens(bytes.fromhex(secrets["page_secret"])),
+                the_clock,
+                frozenset(OPERATIONS),
+            ),
+            fernet=fernet,
+            serial=secrets["serial"],
+            realm=realm,
+            secure_cookies=secure_cookies,
+            extra={"throttle": LoginThrottle(the_clock)},
+        )
+        app.state.storage = PrimaryStore(db, fernet)
+        app.state.max_body = max_body
+        try:
+            yield
+        finally:
+            await app.state.storage.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="bucketjobs",
+        version=__version__,
+        description="Bulk jobs over S3 buckets: the jobs part of the VSP One Object Management API.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for prefix in MAPI_PREFIXES:
+        app.include_router(identity.mapi, prefix=prefix)
+        app.include_router(jobs.router, prefix=prefix)
+        app.include_router(buckets.router, prefix=prefix)
+    app.include_router(identity.oidc)
+    app.include_router(health.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(REQUEST_SCHEMAS)
+            schema["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

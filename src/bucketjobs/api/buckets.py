@@ -1,0 +1,45 @@
+"""`/mapi/v1/bucket/metrics` [ext]: the stored usage metrics of a bucket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+
+from bucketjobs.api.body import json_object, parse
+from bucketjobs.api.errors import ApiError
+from bucketjobs.api.schemas import BucketBody, errors, request_body
+from bucketjobs.api.security import authenticate, state_of
+from bucketjobs.clock import rfc3339_ms
+from bucketjobs.db.models import bucket_metrics
+from bucketjobs.jobs.service import Caller
+
+router = APIRouter(tags=["buckets"])
+
+
+@router.post(
+    "/bucket/metrics",
+    responses=errors(400, 401, 404, 413, 500, 503),
+    openapi_extra=request_body(BucketBody),
+)
+async def get_bucket_metrics(request: Request, _: Caller = Depends(authenticate)) -> dict[str, Any]:
+    body = parse(BucketBody, await json_object(request))
+    component_id = await request.app.state.storage.primary_id()
+    async with state_of(request).db.connect() as conn:
+        row = (
+            await conn.execute(
+                select(bucket_metrics).where(
+                    bucket_metrics.c.component_id == component_id,
+                    bucket_metrics.c.bucket_name == body.bucketName,
+                )
+            )
+        ).first()
+    if row is None:
+        raise ApiError(404, f"no metrics stored for bucket {body.bucketName!r}", code="NOT_FOUND")
+    return {
+        "bucketName": body.bucketName,
+        "metrics": row.metrics,
+        "reconciledTime": rfc3339_ms(row.reconciled_at),
+        "jobId": {"id": row.job_id},
+    }

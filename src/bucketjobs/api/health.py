@@ -1,0 +1,32 @@
+"""`/healthz` and `/metrics` (Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from bucketjobs.api.security import state_of
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> Any:
+    try:
+        async with state_of(request).db.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        storage_ok = await request.app.state.storage.ping()
+    except Exception:
+        storage_ok = False
+    if not storage_ok:
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return {"status": "ok"}
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

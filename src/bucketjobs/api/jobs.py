@@ -1,0 +1,111 @@
+"""`/mapi/v1/jobs/*`: create, list, status, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from bucketjobs.api.body import json_object, parse
+from bucketjobs.api.errors import ApiError
+from bucketjobs.api.schemas import (
+    CreateJobBody,
+    CreateJobResponse,
+    JobIdBody,
+    JobStatusResponse,
+    ListJobsBody,
+    ListJobsResponse,
+    errors,
+    request_body,
+)
+from bucketjobs.api.security import require, state_of
+from bucketjobs.auth import permissions as perm
+from bucketjobs.jobs.service import Caller, ListQuery, check_job_id
+from bucketjobs.jobs.wire import job_view
+
+router = APIRouter(tags=["jobs"])
+COMMON_ERRORS = (400, 401, 403, 405, 413, 500, 503)
+
+
+@router.post(
+    "/jobs/create",
+    response_model=CreateJobResponse,
+    responses=errors(*COMMON_ERRORS),
+    openapi_extra=request_body(CreateJobBody),
+)
+async def create_job(
+    request: Request, caller: Caller = Depends(require(perm.JOBS_CREATE))
+) -> dict[str, Any]:
+    body = parse(CreateJobBody, await json_object(request))
+    state = state_of(request)
+    storage = request.app.state.storage
+    row = await state.jobs.create(
+        caller,
+        body.jobType,
+        body.bucketName,
+        body.jobParams,
+        component_id=await storage.primary_id(),
+        bucket_exists=storage.bucket_exists,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    return {"jobStatus": job_view(row)}
+
+
+@router.post(
+    "/jobs/list",
+    response_model=ListJobsResponse,
+    response_model_exclude_none=True,
+    responses=errors(*COMMON_ERRORS),
+    openapi_extra=request_body(ListJobsBody),
+)
+async def list_jobs(
+    request: Request, caller: Caller = Depends(require(perm.JOBS_LIST))
+) -> dict[str, Any]:
+    body = parse(ListJobsBody, await json_object(request))
+    query = ListQuery(
+        bucket_name=body.bucketName,
+        user_id=body.userId.id if body.userId else None,
+        job_type=body.jobType,
+        job_states=tuple(body.jobStates) if body.jobStates else None,
+        page_size=100 if body.pageSize is None else body.pageSize,
+        page_token=body.pageToken,
+    )
+    rows, token = await state_of(request).jobs.list(caller, query)
+    result: dict[str, Any] = {"jobs": [job_view(row) for row in rows]}
+    if token:
+        result["pageToken"] = token
+    return result
+
+
+def _job_id(body: JobIdBody) -> int:
+    try:
+        return check_job_id(body.jobId.id)
+    except Exception as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+@router.post(
+    "/jobs/status",
+    response_model=JobStatusResponse,
+    responses=errors(404, *COMMON_ERRORS),
+    openapi_extra=request_body(JobIdBody),
+)
+async def job_status(
+    request: Request, caller: Caller = Depends(require(perm.JOBS_STATUS))
+) -> dict[str, Any]:
+    job_id = _job_id(parse(JobIdBody, await json_object(request)))
+    return {"status": job_view(await state_of(request).jobs.status(caller, job_id))}
+
+
+@router.post(
+    "/jobs/cancel",
+    response_model=JobStatusResponse,
+    responses=errors(404, *COMMON_ERRORS),
+    openapi_extra=request_body(JobIdBody),
+)
+async def cancel_job(
+    request: Request,
+    caller: Caller = Depends(require(perm.JOBS_CANCEL, perm.JOBS_ADMIN_CANCEL)),
+) -> dict[str, Any]:
+    job_id = _job_id(parse(JobIdBody, await json_object(request)))
+    return {"status": job_view(await state_of(request).jobs.cancel(caller, job_id))}

@@ -1,0 +1,116 @@
+"""Request and response shapes, for validation and for the served OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from bucketjobs.api.errors import ERROR_SCHEMA
+from bucketjobs.jobs.model import JobState, JobType
+
+
+class IdRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: StrictInt
+
+
+class CreateJobBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    jobType: StrictStr
+    bucketName: StrictStr
+    jobParams: dict[str, Any] | None = None
+
+
+class ListJobsBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    bucketName: StrictStr | None = None
+    userId: IdRef | None = None
+    pageSize: StrictInt | None = None
+    pageToken: StrictStr | None = None
+    jobType: JobType | None = None
+    jobStates: list[JobState] | None = None
+
+
+class JobIdBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    jobId: IdRef
+
+
+class BucketBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    bucketName: StrictStr
+
+
+class JobStats(BaseModel):
+    processed: int
+    failed: int
+    total: int
+    skipped: int
+    bytes: int
+
+
+class Job(BaseModel):
+    jobId: IdRef
+    jobState: JobState
+    jobType: JobType
+    startTime: str
+    completeTime: str | None
+    jobParams: dict[str, str]
+    jobStats: JobStats
+    bucketName: str
+    userId: IdRef | None = None
+    updateTime: str | None = None
+    message: str | None = None
+    result: dict[str, Any] | None = None
+
+
+class CreateJobResponse(BaseModel):
+    jobStatus: Job
+
+
+class JobStatusResponse(BaseModel):
+    status: Job
+
+
+class ListJobsResponse(BaseModel):
+    jobs: list[Job]
+    pageToken: str | None = Field(default=None, description="present only when more exist")
+
+
+# Schemas referenced by request bodies; app.py adds them to the document's components.
+REQUEST_SCHEMAS: dict[str, Any] = {}
+
+
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a JSON body that we parse ourselves (any Content-Type)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    REQUEST_SCHEMAS.update(schema.pop("$defs", {}))
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the error body."""
+    described = {
+        400: "invalid request",
+        401: "missing or invalid token, or CSRF failure",
+        403: "permission denied",
+        404: "not found",
+        405: "method not allowed",
+        413: "body too large",
+        429: "too many requests",
+        500: "internal error",
+        503: "database unavailable",
+    }
+    return {
+        status: {
+            "description": described[status],
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,61 @@
+"""Bearer-token authentication, CSRF on state-changing requests, permission checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+
+from bucketjobs.api.errors import ApiError
+from bucketjobs.api.state import ApiState
+from bucketjobs.auth.csrf import HEADER, SESSION_COOKIE, TOKEN_COOKIE, CsrfError
+from bucketjobs.auth.permissions import permissions_for
+from bucketjobs.auth.tokens import InvalidToken
+from bucketjobs.auth.users import get_user
+from bucketjobs.jobs.service import Caller
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def state_of(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state
+
+
+async def authenticate(request: Request) -> Caller:
+    """The caller behind a valid bearer token, with CSRF checked for unsafe methods."""
+    state = state_of(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing bearer token", "send Authorization: Bearer <access_token>")
+    try:
+        identity = state.tokens.verify_access(token.strip())
+    except InvalidToken as exc:
+        raise ApiError(401, "invalid bearer token", str(exc)) from None
+    if request.method not in SAFE_METHODS:
+        try:
+            state.csrf.verify(
+                request.cookies.get(SESSION_COOKIE),
+                request.cookies.get(TOKEN_COOKIE),
+                request.headers.get(HEADER),
+            )
+        except CsrfError as exc:
+            raise ApiError(401, "CSRF check failed", f"CSRF: {exc}") from None
+    async with state.db.connect() as conn:
+        user = await get_user(conn, identity.user_id)
+    if user is None:
+        raise ApiError(401, "invalid bearer token", "the token's user no longer exists")
+    return Caller(user.id, user.name, frozenset(permissions_for(user.roles)))
+
+
+def require(*permissions: str) -> Callable[[Request], Awaitable[Caller]]:
+    """A dependency: authenticated, and holding at least one of `permissions`."""
+
+    async def check(request: Request) -> Caller:
+        caller = await authenticate(request)
+        if permissions and not any(caller.can(p) for p in permissions):
+            raise ApiError(403, "permission denied", f"needs one of {', '.join(permissions)}")
+        return caller
+
+    return check

@@ -1,0 +1,29 @@
+"""Everything a request handler needs, built once per API process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bucketjobs.auth.csrf import CsrfProtector
+from bucketjobs.auth.tokens import TokenIssuer
+from bucketjobs.clock import Clock
+from bucketjobs.jobs.service import JobService
+
+
+@dataclass
+class ApiState:
+    db: AsyncEngine
+    clock: Clock
+    tokens: TokenIssuer
+    csrf: CsrfProtector
+    jobs: JobService
+    fernet: Fernet
+    serial: str
+    realm: str = "vsp-object"
+    client_ids: frozenset[str] = frozenset({"vsp-object-external-client", "admin-cli"})
+    secure_cookies: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

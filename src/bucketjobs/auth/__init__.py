@@ -1,0 +1,1 @@
+"""Identity: password hashes, signed tokens, CSRF, permissions and users."""

@@ -1,0 +1,127 @@
+"""Signed JWT access and refresh tokens (RS256, key kept in the data directory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from bucketjobs.clock import Clock
+
+ALGORITHM = "RS256"
+
+
+class InvalidToken(Exception):
+    """Missing, malformed, expired, wrongly signed or of the wrong kind."""
+
+
+def load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
+    """The signing key: created once with mode 0600; every API process of a host shares it."""
+    if not path.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process won the race; read its key below
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+            return key
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError(f"{path} does not hold an RSA private key")
+    return loaded
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a verified access token speaks for."""
+
+    user_id: int
+    username: str
+
+
+class TokenIssuer:
+    def __init__(
+        self,
+        key: rsa.RSAPrivateKey,
+        issuer: str,
+        clock: Clock,
+        access_ttl: int = 300,
+        refresh_ttl: int = 1800,
+    ) -> None:
+        self._key = key
+        self._public = key.public_key()
+        self.issuer = issuer
+        self.clock = clock
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        jwk = json.loads(RSAAlgorithm.to_jwk(self._public))
+        self.kid = jwk["n"][:16]
+        self._jwk = {**jwk, "kid": self.kid, "use": "sig", "alg": ALGORITHM}
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self._jwk]}
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+    def issue(self, user_id: int, username: str) -> dict[str, Any]:
+        """The OAuth2 token response body for a successful grant."""
+        now = int(self.clock.timestamp())
+        base = {"iss": self.issuer, "sub": str(user_id), "iat": now, "jti": secrets.token_hex(8)}
+        access = self._sign(
+            {
+                **base,
+                "exp": now + self.access_ttl,
+                "typ": "Bearer",
+                "preferred_username": username,
+                "mapi_user_id": user_id,
+            }
+        )
+        refresh = self._sign({**base, "exp": now + self.refresh_ttl, "typ": "Refresh"})
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.access_ttl,
+            "refresh_token": refresh,
+            "refresh_expires_in": self.refresh_ttl,
+            "scope": "openid profile",
+        }
+
+    def _decode(self, token: str, kind: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._public,
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "iss"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        if claims.get("typ") != kind:
+            raise InvalidToken(f"not a {kind} token")
+        if int(claims["exp"]) <= self.clock.timestamp():
+            raise InvalidToken("token expired")
+        return claims
+
+    def verify_access(self, token: str) -> Identity:
+        claims = self._decode(token, "Bearer")
+        return Identity(int(claims["mapi_user_id"]), str(claims.get("preferred_username", "")))
+
+    def verify_refresh(self, token: str) -> int:
+        return int(self._decode(token, "Refresh")["sub"])

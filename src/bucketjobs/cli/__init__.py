@@ -1,0 +1,1 @@
+"""The `bucketjobs` command line."""

@@ -1,0 +1,141 @@
+"""`bucketjobs` commands: serve, worker, users."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bucketjobs.cli.serve import ServeOptions, serve
+
+app = typer.Typer(help="Bulk jobs over S3 buckets.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users (talks to the database directly).")
+app.add_typer(users_app, name="users")
+console = Console()
+
+DataDir = Annotated[
+    Path, typer.Option(envvar="BUCKETJOBS_DATA_DIR", help="Where embedded state and keys live.")
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(envvar="BUCKETJOBS_DATABASE_URL", help="External PostgreSQL (libpq URL)."),
+]
+
+
+@app.command("serve")
+def serve_command(
+    data_dir: DataDir = Path("./bucketjobs-data"),
+    host: Annotated[str, typer.Option(envvar="BUCKETJOBS_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="BUCKETJOBS_PORT")] = 8080,
+    database_url: DatabaseUrl = None,
+    s3_endpoint: Annotated[str | None, typer.Option(envvar="BUCKETJOBS_S3_ENDPOINT")] = None,
+    s3_access_key: Annotated[str | None, typer.Option(envvar="BUCKETJOBS_S3_ACCESS_KEY")] = None,
+    s3_secret_key: Annotated[str | None, typer.Option(envvar="BUCKETJOBS_S3_SECRET_KEY")] = None,
+    s3_region: Annotated[str, typer.Option(envvar="BUCKETJOBS_S3_REGION")] = "us-east-1",
+    tls_cert: Annotated[Path | None, typer.Option(envvar="BUCKETJOBS_TLS_CERT")] = None,
+    tls_key: Annotated[Path | None, typer.Option(envvar="BUCKETJOBS_TLS_KEY")] = None,
+    no_worker: Annotated[bool, typer.Option(envvar="BUCKETJOBS_NO_WORKER")] = False,
+    worker_concurrency: Annotated[int, typer.Option(envvar="BUCKETJOBS_WORKER_CONCURRENCY")] = 8,
+) -> None:
+    """Run the API and a worker (embedded PostgreSQL and SeaweedFS by default)."""
+    if bool(tls_cert) != bool(tls_key):
+        raise typer.BadParameter("--tls-cert and --tls-key go together")
+    if s3_endpoint and not (s3_access_key and s3_secret_key):
+        raise typer.BadParameter("--s3-endpoint needs --s3-access-key and --s3-secret-key")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serve(ServeOptions(data_dir, host, port, database_url, s3_endpoint, s3_access_key,
+                       s3_secret_key, s3_region, tls_cert, tls_key, no_worker,
+                       worker_concurrency))  # fmt: skip
+
+
+@app.command("worker")
+def worker_command(
+    database_url: Annotated[str, typer.Option(envvar="BUCKETJOBS_DATABASE_URL")],
+    data_dir: DataDir = Path("./bucketjobs-data"),
+    concurrency: Annotated[int, typer.Option(envvar="BUCKETJOBS_WORKER_CONCURRENCY")] = 8,
+) -> None:
+    """Run a worker process against a shared database (any number, on any host)."""
+    from bucketjobs.db.migrate import upgrade
+    from bucketjobs.engine.worker import run_worker
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    upgrade(database_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run_worker(database_url, data_dir.resolve(), concurrency=concurrency))
+
+
+def _with_db(database_url: str | None, data_dir: Path):  # type: ignore[no-untyped-def]
+    """The database URL given, or the embedded one of `data_dir` (started if needed)."""
+    from bucketjobs.db.embedded import EmbeddedPostgres
+    from bucketjobs.db.migrate import upgrade
+
+    url = database_url or EmbeddedPostgres(data_dir.resolve() / "postgres").start()
+    upgrade(url)
+    return url
+
+
+async def _users_call(url: str, action, *args):  # type: ignore[no-untyped-def]
+    from bucketjobs.db.session import create_engine
+
+    db = create_engine(url, pool_size=1)
+    try:
+        async with db.begin() as conn:
+            return await action(conn, *args)
+    finally:
+        await db.dispose()
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[list[str], typer.Option(help="administrator, operator or user")] = ["user"],  # noqa: B006
+    password: Annotated[str | None, typer.Option(envvar="BUCKETJOBS_NEW_PASSWORD")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path("./bucketjobs-data"),
+) -> None:
+    from bucketjobs.auth.users import UserError, create_user
+
+    secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = asyncio.run(_users_call(_with_db(database_url, data_dir), create_user, name, secret,
+                                       list(role)))  # fmt: skip
+    except UserError as exc:
+        console.print(f"[red]{exc}[/red]")
+        sys.exit(1)
+    console.print(f"created user {user.name} (id {user.id}) with roles {', '.join(user.roles)}")
+
+
+@users_app.command("list")
+def users_list(
+    database_url: DatabaseUrl = None, data_dir: DataDir = Path("./bucketjobs-data")
+) -> None:
+    from bucketjobs.auth.users import list_users
+
+    table = Table("id", "name", "roles")
+    for user in asyncio.run(_users_call(_with_db(database_url, data_dir), list_users)):
+        table.add_row(str(user.id), user.name, ", ".join(user.roles))
+    console.print(table)
+
+
+@users_app.command("remove")
+def users_remove(
+    name: str, database_url: DatabaseUrl = None, data_dir: DataDir = Path("./bucketjobs-data")
+) -> None:
+    from bucketjobs.auth.users import remove_user
+
+    if not asyncio.run(_users_call(_with_db(database_url, data_dir), remove_user, name)):
+        console.print(f"[red]no user {name!r}[/red]")
+        sys.exit(1)
+    console.print(f"removed user {name}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,127 @@
+"""`bucketjobs serve`: API + worker, on embedded PostgreSQL and SeaweedFS unless told otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from bucketjobs.api.app import create_app
+from bucketjobs.auth.users import ensure_admin
+from bucketjobs.db.embedded import EmbeddedPostgres
+from bucketjobs.db.migrate import upgrade
+from bucketjobs.db.session import create_engine
+from bucketjobs.storage.components import endpoint_config, set_primary
+from bucketjobs.storage.embedded import EmbeddedSeaweed, _free_port
+from bucketjobs.storage.secrets import load_or_create_fernet
+
+
+@dataclass
+class ServeOptions:
+    data_dir: Path
+    host: str
+    port: int
+    database_url: str | None
+    s3_endpoint: str | None
+    s3_access_key: str | None
+    s3_secret_key: str | None
+    s3_region: str
+    tls_cert: Path | None
+    tls_key: Path | None
+    no_worker: bool
+    worker_concurrency: int
+
+
+async def _bootstrap(url: str, data_dir: Path, endpoint: str, access: str, secret: str,
+                     region: str, label: str) -> str | None:  # fmt: skip
+    db = create_engine(url, pool_size=2)
+    try:
+        async with db.begin() as conn:
+            config = endpoint_config(endpoint, region, label)
+            await set_primary(conn, load_or_create_fernet(data_dir), "GENERIC_S3", config,
+                              access, secret)  # fmt: skip
+            return await ensure_admin(conn, os.environ.get("BUCKETJOBS_ADMIN_PASSWORD"))
+    finally:
+        await db.dispose()
+
+
+def _stable_port(path: Path) -> int:
+    """The embedded store keeps its port across restarts so its component stays the same."""
+    if path.exists():
+        return int(path.read_text())
+    port = _free_port()
+    path.write_text(str(port))
+    return port
+
+
+def serve(opts: ServeOptions) -> None:
+    data_dir = opts.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    postgres: EmbeddedPostgres | None = None
+    seaweed: EmbeddedSeaweed | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    # SIGTERM before uvicorn takes over must still stop what we started.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        url = opts.database_url
+        if not url:
+            postgres = EmbeddedPostgres(data_dir / "postgres")
+            url = postgres.start()
+        upgrade(url)
+        if opts.s3_endpoint:
+            endpoint, region, label = opts.s3_endpoint, opts.s3_region, "primary"
+            access, secret = opts.s3_access_key or "", opts.s3_secret_key or ""
+        else:
+            root = data_dir / "seaweedfs"
+            root.mkdir(exist_ok=True)
+            seaweed = EmbeddedSeaweed(root, _stable_port(root / "s3-port"))
+            creds = seaweed.start()
+            endpoint, region, label = seaweed.endpoint, "us-east-1", "embedded SeaweedFS"
+            access, secret = creds.access_key, creds.secret_key
+        generated = asyncio.run(_bootstrap(url, data_dir, endpoint, access, secret, region, label))
+
+        scheme = "https" if opts.tls_cert else "http"
+        api_url = f"{scheme}://{opts.host}:{opts.port}"
+        print(f"bucketjobs API:  {api_url}/mapi/v1", flush=True)
+        print(f"S3 endpoint:     {endpoint}", flush=True)
+        if seaweed is not None:
+            print(f"S3 credentials:  {seaweed.credentials_path}", flush=True)
+        if generated:
+            print(f"admin password:  {generated}  (shown once; set BUCKETJOBS_ADMIN_PASSWORD "
+                  "to choose it)", flush=True)  # fmt: skip
+        if not opts.no_worker:
+            worker = subprocess.Popen([
+                sys.executable, "-m", "bucketjobs.cli.main", "worker", "--database-url", url,
+                "--data-dir", str(data_dir), "--concurrency", str(opts.worker_concurrency),
+            ])  # fmt: skip
+        app = create_app(url, data_dir, public_url=api_url, secure_cookies=bool(opts.tls_cert))
+        config = uvicorn.Config(
+            app,
+            host=opts.host,
+            port=opts.port,
+            ssl_certfile=str(opts.tls_cert) if opts.tls_cert else None,
+            ssl_keyfile=str(opts.tls_key) if opts.tls_key else None,
+            log_level="warning",
+            access_log=False,
+        )
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if seaweed is not None:
+            seaweed.stop()
+        if postgres is not None:
+            postgres.stop()

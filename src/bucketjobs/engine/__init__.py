@@ -1,0 +1,1 @@
+"""The job engine: planning into key-range partitions, running them on any worker, cancel."""

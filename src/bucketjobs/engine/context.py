@@ -1,0 +1,75 @@
+"""Per-process engine resources: database, S3 clients, and the local cancel registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Coroutine
+from typing import Any
+
+from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bucketjobs.clock import Clock
+from bucketjobs.storage.components import load_component
+from bucketjobs.storage.s3 import open_client
+
+
+class EngineContext:
+    def __init__(self, db: AsyncEngine, fernet: Fernet, clock: Clock, max_requests: int) -> None:
+        self.db = db
+        self.fernet = fernet
+        self.clock = clock
+        self.max_requests = max_requests
+        self._clients: dict[int, Any] = {}
+        self._client_lock = asyncio.Lock()
+        self._stack = contextlib.AsyncExitStack()
+        self.cancelled: set[int] = set()
+        self._running: defaultdict[int, set[asyncio.Task[Any]]] = defaultdict(set)
+
+    async def client(self, component_id: int) -> Any:
+        """One shared S3 client (connection pool) per component per process."""
+        async with self._client_lock:
+            if component_id not in self._clients:
+                async with self.db.connect() as conn:
+                    component = await load_component(conn, self.fernet, component_id)
+                self._clients[component_id] = await self._stack.enter_async_context(
+                    open_client(component, self.max_requests)
+                )
+            return self._clients[component_id]
+
+    def cancel_local(self, job_id: int) -> None:
+        """Stop every operation of `job_id` in this process, now and from now on."""
+        self.cancelled.add(job_id)
+        for task in list(self._running.get(job_id, ())):
+            task.cancel()
+
+    def running_jobs(self) -> list[int]:
+        return [job_id for job_id, tasks in self._running.items() if tasks]
+
+    async def run_for_job(self, job_id: int, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` so a cancel of `job_id` aborts it (and its in-flight requests) at once.
+
+        A cancel of the job ends the work quietly; a cancel of this task itself (worker
+        shutdown) propagates so the queue sees the partition as not finished.
+        """
+        if job_id in self.cancelled:
+            work.close()
+            return
+        task = asyncio.ensure_future(work)
+        self._running[job_id].add(task)
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+        finally:
+            self._running[job_id].discard(task)
+            if not self._running[job_id]:
+                del self._running[job_id]
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        await self.db.dispose()

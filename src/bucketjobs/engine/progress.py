@@ -1,0 +1,147 @@
+"""Durable job transitions and counter updates. Every write is conditional on the job being
+still active, so a cancelled or finished job never changes again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, case, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bucketjobs.clock import Clock
+from bucketjobs.db.models import job_partitions, jobs
+from bucketjobs.jobs.model import ACTIVE_STATES, JobState, states_before
+from bucketjobs.ops.base import Delta
+
+ACTIVE = [s.value for s in ACTIVE_STATES]
+
+
+class JobEnded(Exception):
+    """The job reached a terminal state meanwhile; the caller's transaction must not commit."""
+
+
+async def load_job(conn: AsyncConnection, job_id: int) -> Any:
+    return (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+
+
+async def advance(conn: AsyncConnection, clock: Clock, job_id: int, target: JobState) -> bool:
+    """Move forward to a non-terminal `target` if the job is before it; True if moved."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state.in_([s.value for s in states_before(target)]))
+        .values(state=target.value, updated_at=clock.now())
+    )
+    return bool(result.rowcount)
+
+
+async def finish(
+    conn: AsyncConnection,
+    clock: Clock,
+    job_id: int,
+    state: JobState,
+    *,
+    message: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """Terminal transition (COMPLETE / FAILED); False if the job had already ended."""
+    now = clock.now()
+    values: dict[str, Any] = {"state": state.value, "updated_at": now, "completed_at": now}
+    if message is not None:
+        values["message"] = message
+    if result is not None:
+        values["result"] = result
+    done = await conn.execute(
+        update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE)).values(values)
+    )
+    return bool(done.rowcount)
+
+
+async def add_partition(
+    conn: AsyncConnection,
+    clock: Clock,
+    job_id: int,
+    seq: int,
+    start_after: str | None,
+    last_key: str | None,
+    entries: int,
+    selected: int,
+) -> bool:
+    """Record a planned partition and the enumeration cursor; False if the job has ended."""
+    moved = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE), jobs.c.partitions_planned == seq)
+        .values(
+            enum_cursor=last_key,
+            partitions_planned=seq + 1,
+            total=jobs.c.total + selected,
+            updated_at=clock.now(),
+            state=case(
+                (jobs.c.state == JobState.EXAMINING.value, JobState.PROCESSING.value),
+                else_=jobs.c.state,
+            ),
+        )
+    )
+    if not moved.rowcount:
+        return False
+    await conn.execute(
+        job_partitions.insert().values(
+            job_id=job_id, seq=seq, start_after=start_after, last_key=last_key, entries=entries
+        )
+    )
+    return True
+
+
+async def commit_partition(
+    conn: AsyncConnection, clock: Clock, job_id: int, seq: int, delta: Delta
+) -> Any:
+    """Mark a partition done and add its counters, exactly once. Returns the job row after,
+    None if the partition was already done; raises JobEnded if the job has ended."""
+    marked = await conn.execute(
+        update(job_partitions)
+        .where(
+            and_(job_partitions.c.job_id == job_id, job_partitions.c.seq == seq),
+            job_partitions.c.done.is_(False),
+        )
+        .values(done=True, result=delta.partial)
+    )
+    if not marked.rowcount:
+        return None
+    row = (
+        await conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE))
+            .values(
+                processed=jobs.c.processed + delta.processed,
+                failed=jobs.c.failed + delta.failed,
+                skipped=jobs.c.skipped + delta.skipped,
+                bytes=jobs.c.bytes + delta.bytes,
+                partitions_done=jobs.c.partitions_done + 1,
+                updated_at=clock.now(),
+            )
+            .returning(jobs)
+        )
+    ).first()
+    if row is None:
+        raise JobEnded(job_id)  # roll the partition mark back with the transaction
+    return row
+
+
+def threshold_crossed(row: Any, threshold: float, *, final: bool) -> bool:
+    """SPEC §4: more than `threshold` % of attempted objects failed, judged once 1,000 were
+    attempted, or at the end when fewer were selected."""
+    attempted = int(row.processed) + int(row.failed)
+    if attempted == 0 or (attempted < 1000 and not final):
+        return False
+    return int(row.failed) * 100 > threshold * attempted
+
+
+async def mark_enumerated(conn: AsyncConnection, clock: Clock, job_id: int) -> Any:
+    """Enumeration ended; returns the job row after, or None if the job has ended."""
+    return (
+        await conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE))
+            .values(enum_done=True, updated_at=clock.now())
+            .returning(jobs)
+        )
+    ).first()

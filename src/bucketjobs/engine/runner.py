@@ -1,0 +1,75 @@
+"""EXECUTING: run one partition — list its key range again and act on each page.
+
+Counters are committed once, with the partition's done mark: a partition that runs twice
+(crash, stalled worker) changes the job's counters once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bucketjobs.db.models import job_partitions
+from bucketjobs.engine import progress, queue
+from bucketjobs.engine.context import EngineContext
+from bucketjobs.engine.jobctx import job_context
+from bucketjobs.jobs.model import JobState, JobType
+from bucketjobs.ops.base import Delta, JobFailed
+from bucketjobs.ops.registry import OPERATIONS
+from bucketjobs.storage.listing import iter_versions
+from bucketjobs.storage.retry import StorageError
+
+
+async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
+    async with ctx.db.begin() as conn:
+        job = await progress.load_job(conn, job_id)
+        if job is None or job.state not in progress.ACTIVE:
+            return
+        part = (
+            await conn.execute(
+                select(job_partitions).where(
+                    job_partitions.c.job_id == job_id,
+                    job_partitions.c.seq == seq,
+                )
+            )
+        ).first()
+        if part is None or part.done:
+            return
+        await progress.advance(conn, ctx.clock, job_id, JobState.EXECUTING)
+
+    op = OPERATIONS[JobType(job.job_type)]
+    jctx = await job_context(ctx, job)
+    delta = Delta()
+    try:
+        async for page in iter_versions(
+            jctx.client,
+            job.bucket_name,
+            prefix=jctx.common.prefix,
+            start_after=part.start_after,
+            last_key=part.last_key,
+        ):
+            if job_id in ctx.cancelled:
+                return
+            delta.add(await op.act(jctx, page))
+    except (StorageError, JobFailed) as exc:
+        async with ctx.db.begin() as conn:
+            await progress.finish(
+                conn, ctx.clock, job_id, JobState.FAILED, message=f"partition {seq}: {exc}"
+            )
+        return
+
+    try:
+        async with ctx.db.begin() as conn:
+            after = await progress.commit_partition(conn, ctx.clock, job_id, seq, delta)
+            if after is None:
+                return
+            threshold = jctx.common.failure_threshold
+            if progress.threshold_crossed(after, threshold, final=False):
+                await progress.finish(
+                    conn, ctx.clock, job_id, JobState.FAILED,
+                    message=f"{after.failed} of {after.processed + after.failed} objects failed,"
+                    f" more than the failureThreshold of {threshold:g}%",
+                )  # fmt: skip
+            elif after.enum_done and after.partitions_done == after.partitions_planned:
+                await queue.enqueue_finish(conn, job_id)
+    except progress.JobEnded:
+        return

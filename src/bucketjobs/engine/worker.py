@@ -1,0 +1,65 @@
+"""A worker process: procrastinate's worker plus our cancel listener and recovery sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from bucketjobs.clock import clock
+from bucketjobs.db.session import create_engine, libpq_url
+from bucketjobs.engine import app as engine_app
+from bucketjobs.engine import queue
+from bucketjobs.engine.cancel import listen_for_cancels, poll_for_cancels
+from bucketjobs.engine.context import EngineContext
+from bucketjobs.engine.recovery import recovery_loop
+from bucketjobs.storage.secrets import load_or_create_fernet
+
+
+async def run_worker(
+    database_url: str,
+    data_dir: Path,
+    *,
+    concurrency: int = 8,
+    max_requests: int = 64,
+    heartbeat_interval: float = 5.0,
+    stalled_after: float = 20.0,
+    recovery_interval: float = 5.0,
+    shutdown_timeout: float = 10.0,
+) -> None:
+    """Run until SIGTERM/SIGINT; in-flight steps get `shutdown_timeout` to finish, then are
+    aborted and handed back to the queue by the recovery sweep."""
+    conninfo = libpq_url(database_url)
+    ctx = EngineContext(
+        create_engine(database_url, pool_size=concurrency + 2),
+        load_or_create_fernet(data_dir),
+        clock,
+        max_requests,
+    )
+    engine_app.set_context(ctx)
+    app = engine_app.build_app(conninfo, pool_size=concurrency + 2)
+    async with app.open_async():
+        side = [
+            asyncio.create_task(listen_for_cancels(ctx, conninfo)),
+            asyncio.create_task(poll_for_cancels(ctx)),
+            asyncio.create_task(recovery_loop(ctx, app, recovery_interval, stalled_after)),
+        ]
+        try:
+            await app.run_worker_async(
+                queues=[queue.QUEUE],
+                concurrency=concurrency,
+                fetch_job_polling_interval=1.0,
+                abort_job_polling_interval=1.0,
+                shutdown_graceful_timeout=shutdown_timeout,
+                delete_jobs="successful",
+                update_heartbeat_interval=heartbeat_interval,
+                stalled_worker_timeout=stalled_after,
+                install_signal_handlers=True,
+            )
+        finally:
+            for task in side:
+                task.cancel()
+            for task in side:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await ctx.close()

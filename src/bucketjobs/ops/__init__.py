@@ -1,0 +1,1 @@
+"""Job types: each module answers the same small protocol (see base.py)."""

@@ -1,0 +1,67 @@
+"""The protocol every job type implements; the engine knows nothing else about them.
+
+- `validate` (at create): parameters beyond the common ones, already normalised.
+- `prepare` (before planning): read what the job needs (configuration, destination).
+- `act` (per partition): handle one page of listing entries, return counter deltas and a
+  partition-level partial result.
+- `finish` (once, after every partition): combine partials and commit the job's effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bucketjobs.jobs.params import CommonParams
+from bucketjobs.storage.listing import Entry
+
+
+class JobFailed(Exception):
+    """The job cannot go on; the message is shown to the operator as the job's `message`."""
+
+
+@dataclass
+class Delta:
+    """Counters a partition adds to its job, committed atomically with the partition."""
+
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    partial: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: Delta) -> None:
+        self.processed += other.processed
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.bytes += other.bytes
+        for key, value in other.partial.items():
+            self.partial[key] = self.partial.get(key, 0) + value
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What an op sees of its job: ids, bucket, parsed common params, raw params, a client."""
+
+    job_id: int
+    bucket: str
+    params: Mapping[str, str]
+    common: CommonParams
+    client: Any
+
+
+class Operation(Protocol):
+    def count_entry(self, entry: Entry) -> bool:
+        """Whether the planner counts this listing entry in `total`."""
+        ...
+
+    async def prepare(self, ctx: JobContext) -> None: ...
+
+    async def act(self, ctx: JobContext, entries: Sequence[Entry]) -> Delta: ...
+
+    async def finish(
+        self, ctx: JobContext, partials: Sequence[Mapping[str, int]], previous: Any
+    ) -> dict[str, Any]:
+        """Combine partition partials into the job's `result` (and what to store)."""
+        ...

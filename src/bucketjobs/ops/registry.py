@@ -1,0 +1,11 @@
+"""Which operation runs which job type. A type without an operation cannot be created."""
+
+from __future__ import annotations
+
+from bucketjobs.jobs.model import JobType
+from bucketjobs.ops.base import Operation
+from bucketjobs.ops.metrics import MetricReconciliation
+
+OPERATIONS: dict[JobType, Operation] = {
+    JobType.METRIC_RECONCILIATION: MetricReconciliation(),
+}

@@ -1,0 +1,108 @@
+"""Storage components: where a job's bucket lives. Credentials are stored encrypted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.fernet import Fernet
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bucketjobs.db.models import storage_components
+
+
+@dataclass(frozen=True)
+class Component:
+    """A decrypted component, ready to open a client with. Never serialise it whole."""
+
+    id: int
+    storage_type: str
+    config: dict[str, Any]
+    access_key: str
+    secret_key: str
+
+    @property
+    def endpoint(self) -> str:
+        scheme = self.config.get("uriScheme", "http")
+        return f"{scheme}://{self.config['host']}:{self.config['port']}"
+
+    @property
+    def region(self) -> str:
+        return str(self.config.get("region") or "us-east-1")
+
+
+def endpoint_config(endpoint: str, region: str, label: str) -> dict[str, Any]:
+    """The non-secret `storageComponentConfig` for an endpoint URL."""
+    scheme, _, rest = endpoint.partition("://")
+    host, _, port = rest.rstrip("/").partition(":")
+    return {
+        "label": label,
+        "host": host,
+        "port": int(port or (443 if scheme == "https" else 80)),
+        "uriScheme": scheme,
+        "region": region,
+        "authType": "V4",
+        "usePathStyleAlways": True,
+    }
+
+
+async def set_primary(
+    conn: AsyncConnection,
+    fernet: Fernet,
+    storage_type: str,
+    config: dict[str, Any],
+    access_key: str,
+    secret_key: str,
+) -> int:
+    """Make this endpoint the primary component, reusing the row if the endpoint is known."""
+    enc_access = fernet.encrypt(access_key.encode()).decode()
+    enc_secret = fernet.encrypt(secret_key.encode()).decode()
+    rows = (await conn.execute(select(storage_components))).fetchall()
+    same = [
+        r for r in rows if (r.config["host"], r.config["port"]) == (config["host"], config["port"])
+    ]
+    await conn.execute(update(storage_components).values(is_primary=False))
+    values = {
+        "storage_type": storage_type,
+        "config": config,
+        "access_key_enc": enc_access,
+        "secret_key_enc": enc_secret,
+        "is_primary": True,
+        "state": "ACTIVE",
+    }
+    if same:
+        await conn.execute(
+            update(storage_components).where(storage_components.c.id == same[0].id).values(values)
+        )
+        return int(same[0].id)
+    new_id = await conn.scalar(
+        storage_components.insert().values(values).returning(storage_components.c.id)
+    )
+    return int(new_id)  # type: ignore[arg-type]
+
+
+def _decrypt(row: Any, fernet: Fernet) -> Component:
+    return Component(
+        id=row.id,
+        storage_type=row.storage_type,
+        config=dict(row.config),
+        access_key=fernet.decrypt(row.access_key_enc.encode()).decode(),
+        secret_key=fernet.decrypt(row.secret_key_enc.encode()).decode(),
+    )
+
+
+async def load_component(conn: AsyncConnection, fernet: Fernet, component_id: int) -> Component:
+    row = (
+        await conn.execute(
+            select(storage_components).where(storage_components.c.id == component_id)
+        )
+    ).one()
+    return _decrypt(row, fernet)
+
+
+async def load_primary(conn: AsyncConnection, fernet: Fernet) -> Component | None:
+    row = (
+        await conn.execute(select(storage_components).where(storage_components.c.is_primary))
+    ).first()
+    return _decrypt(row, fernet) if row else None
