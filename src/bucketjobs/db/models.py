@@ -109,6 +109,7 @@ job_partitions = Table(
     Column("last_key", Text),
     Column("entries", Integer, nullable=False),
     Column("done", Boolean, nullable=False, server_default="false"),
+    Column("done_by", Text),  # host:pid of the worker that completed it, for operators
     Column("result", JSONB),
 )
 

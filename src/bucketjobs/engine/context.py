@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections import defaultdict
 from collections.abc import Coroutine
 from typing import Any
@@ -12,6 +14,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bucketjobs.clock import Clock
+from bucketjobs.engine.limits import JobLimits
+from bucketjobs.jobs.params import CommonParams
 from bucketjobs.storage.components import load_component
 from bucketjobs.storage.s3 import open_client
 
@@ -27,6 +31,9 @@ class EngineContext:
         self._stack = contextlib.AsyncExitStack()
         self.cancelled: set[int] = set()
         self._running: defaultdict[int, set[asyncio.Task[Any]]] = defaultdict(set)
+        self._limits: dict[int, JobLimits] = {}
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        self.live_workers = 1  # kept current by the recovery loop, for rate shares
 
     async def client(self, component_id: int) -> Any:
         """One shared S3 client (connection pool) per component per process."""
@@ -38,6 +45,13 @@ class EngineContext:
                     open_client(component, self.max_requests)
                 )
             return self._clients[component_id]
+
+    def limits(self, job_id: int, common: CommonParams) -> JobLimits:
+        """This process's share of the job's `maxConcurrency` and `rateLimit`."""
+        if job_id not in self._limits:
+            rate = common.rate_limit / max(self.live_workers, 1) if common.rate_limit else None
+            self._limits[job_id] = JobLimits(common.max_concurrency, rate)
+        return self._limits[job_id]
 
     def cancel_local(self, job_id: int) -> None:
         """Stop every operation of `job_id` in this process, now and from now on."""
@@ -69,6 +83,7 @@ class EngineContext:
             self._running[job_id].discard(task)
             if not self._running[job_id]:
                 del self._running[job_id]
+                self._limits.pop(job_id, None)
 
     async def close(self) -> None:
         await self._stack.aclose()

@@ -92,7 +92,7 @@ async def add_partition(
 
 
 async def commit_partition(
-    conn: AsyncConnection, clock: Clock, job_id: int, seq: int, delta: Delta
+    conn: AsyncConnection, clock: Clock, job_id: int, seq: int, delta: Delta, worker: str
 ) -> Any:
     """Mark a partition done and add its counters, exactly once. Returns the job row after,
     None if the partition was already done; raises JobEnded if the job has ended."""
@@ -102,7 +102,7 @@ async def commit_partition(
             and_(job_partitions.c.job_id == job_id, job_partitions.c.seq == seq),
             job_partitions.c.done.is_(False),
         )
-        .values(done=True, result=delta.partial)
+        .values(done=True, result=delta.partial, done_by=worker)
     )
     if not marked.rowcount:
         return None

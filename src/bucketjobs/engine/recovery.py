@@ -71,6 +71,18 @@ async def requeue_missing(ctx: EngineContext) -> int:
     return count
 
 
+async def live_workers(ctx: EngineContext, stalled_after: float) -> int:
+    async with ctx.db.connect() as conn:
+        count = await conn.scalar(
+            text(
+                "SELECT count(*) FROM procrastinate_workers"
+                " WHERE last_heartbeat > now() - make_interval(secs => :s)"
+            ),
+            {"s": stalled_after},
+        )
+    return max(int(count or 0), 1)
+
+
 async def recovery_loop(
     ctx: EngineContext, app: Any, interval: float, stalled_after: float
 ) -> None:
@@ -81,6 +93,7 @@ async def recovery_loop(
                 queue=queue.QUEUE, seconds_since_heartbeat=stalled_after
             ):
                 await app.job_manager.retry_job(stalled)
+            ctx.live_workers = await live_workers(ctx, stalled_after)
             requeued = await requeue_missing(ctx)
             if requeued:
                 log.info("recovery re-queued %d job steps", requeued)

@@ -38,18 +38,21 @@ async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
 
     op = OPERATIONS[JobType(job.job_type)]
     jctx = await job_context(ctx, job)
+    limits = ctx.limits(job_id, jctx.common)
     delta = Delta()
     try:
-        async for page in iter_versions(
-            jctx.client,
-            job.bucket_name,
-            prefix=jctx.common.prefix,
-            start_after=part.start_after,
-            last_key=part.last_key,
-        ):
-            if job_id in ctx.cancelled:
-                return
-            delta.add(await op.act(jctx, page))
+        async with limits.slot():
+            async for page in iter_versions(
+                jctx.client,
+                job.bucket_name,
+                prefix=jctx.common.prefix,
+                start_after=part.start_after,
+                last_key=part.last_key,
+            ):
+                await limits.operations(len(page))
+                if job_id in ctx.cancelled:
+                    return
+                delta.add(await op.act(jctx, page))
     except (StorageError, JobFailed) as exc:
         async with ctx.db.begin() as conn:
             await progress.finish(
@@ -59,7 +62,9 @@ async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
 
     try:
         async with ctx.db.begin() as conn:
-            after = await progress.commit_partition(conn, ctx.clock, job_id, seq, delta)
+            after = await progress.commit_partition(
+                conn, ctx.clock, job_id, seq, delta, ctx.worker_name
+            )
             if after is None:
                 return
             threshold = jctx.common.failure_threshold

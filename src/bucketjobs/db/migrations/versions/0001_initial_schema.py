@@ -166,6 +166,7 @@ def upgrade() -> None:
         sa.Column("last_key", sa.Text(), nullable=True),
         sa.Column("entries", sa.Integer(), nullable=False),
         sa.Column("done", sa.Boolean(), server_default="false", nullable=False),
+        sa.Column("done_by", sa.Text(), nullable=True),
         sa.Column("result", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("job_id", "seq"),
@@ -173,6 +174,11 @@ def upgrade() -> None:
     # ### end Alembic commands ###
     # procrastinate's queue tables, pinned to the procrastinate version in pyproject.
     op.execute(SchemaManager.get_schema())
+    # Our steps are found by job id (cancel drops queued ones; recovery looks for live ones).
+    op.execute(
+        "CREATE INDEX ix_procrastinate_bucketjobs_job ON procrastinate_jobs"
+        " (((args->>'job_id')::int), status) WHERE queue_name = 'bucketjobs'"
+    )
 
 
 def downgrade() -> None:

@@ -1,0 +1,116 @@
+"""Session-wide real parts: PostgreSQL, SeaweedFS, a `serve --no-worker` API and a worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bucketjobs.db.embedded import EmbeddedPostgres
+from bucketjobs.storage.embedded import EmbeddedSeaweed
+from tests.support.client import Mapi
+from tests.support.s3 import s3_client
+from tests.support.services import Process, free_port, wait_http
+
+ADMIN_PASSWORD = "admin-test-password"
+
+
+@dataclass
+class Store:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+
+@dataclass
+class Stack:
+    """The running service: its URL, database and the processes behind it."""
+
+    base_url: str
+    database_url: str
+    data_dir: Path
+    store: Store
+    api: Process
+    workers: list[Process] = field(default_factory=list)
+
+    def start_worker(self, concurrency: int = 8) -> Process:
+        log = self.data_dir / f"worker-{len(self.workers)}.log"
+        worker = Process(
+            ["worker", "--database-url", self.database_url, "--data-dir", str(self.data_dir),
+             "--concurrency", str(concurrency)],
+            {}, log,
+        )  # fmt: skip
+        self.workers.append(worker)
+        return worker
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.workers.clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    seaweed = EmbeddedSeaweed(tmp_path_factory.mktemp("seaweedfs"))
+    creds = seaweed.start()
+    yield Store(seaweed.endpoint, creds.access_key, creds.secret_key)
+    seaweed.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str, store: Store
+) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("bucketjobs")
+    port = free_port()
+    env = {"BUCKETJOBS_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    api = Process(
+        ["serve", "--no-worker", "--port", str(port), "--data-dir", str(data_dir),
+         "--database-url", postgres_url, "--s3-endpoint", store.endpoint,
+         "--s3-access-key", store.access_key, "--s3-secret-key", store.secret_key],
+        env, data_dir / "api.log",
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    wait_http(f"{base_url}/healthz", proc=api)
+    running = Stack(base_url, postgres_url, data_dir, store, api)
+    running.start_worker()
+    yield running
+    running.stop_workers()
+    api.stop()
+
+
+@pytest.fixture(scope="session")
+async def admin(stack: Stack) -> AsyncIterator[Mapi]:
+    client = Mapi(stack.base_url, "admin", ADMIN_PASSWORD)
+    await client.login()
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+async def s3(store: Store) -> AsyncIterator[Any]:
+    async with s3_client(store.endpoint, store.access_key, store.secret_key) as client:
+        yield client
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+async def bucket(s3: Any) -> str:
+    """A new empty bucket per test."""
+    name = f"t{os.getpid()}-{next(_counter)}"
+    await s3.create_bucket(Bucket=name)
+    return name
