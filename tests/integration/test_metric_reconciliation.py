@@ -165,6 +165,9 @@ async def test_job_already_active(admin, s3, bucket):
     assert response.status_code == 400
     assert response.json()["code"] == "JOB_ALREADY_ACTIVE"
     assert str(first["jobId"]["id"]) in response.json()["details"]
+    listed = await admin.ok("/jobs/list", {"bucketName": bucket})
+    assert listed["jobs"][0]["completeTime"] is None, "null fields are sent, not dropped"
+    assert listed["jobs"][0]["jobState"] in ("EXAMINING", "PROCESSING", "EXECUTING")
     await admin.ok("/jobs/cancel", {"jobId": {"id": first["jobId"]["id"]}})
     # Once the first one has ended, a new job on the bucket is accepted.
     await admin.create("METRIC_RECONCILIATION", bucket)

@@ -33,7 +33,7 @@ def create_app(
     database_url: str,
     data_dir: Path,
     *,
-    public_url: str = "http://127.0.0.1:8080",
+    public_url: str | None = None,
     the_clock: Clock = clock,
     secure_cookies: bool = False,
     max_body: int = 1024 * 1024,
@@ -45,7 +45,9 @@ def create_app(
             secrets = await load_installation(conn)
         fernet = load_or_create_fernet(data_dir)
         realm = "vsp-object"
-        issuer = f"{public_url.rstrip('/')}/ui/auth/realms/{realm}"
+        # One issuer for every API process of the installation, whatever Host a client used.
+        base = public_url.rstrip("/") if public_url else f"urn:bucketjobs:{secrets['serial']}"
+        issuer = f"{base}/ui/auth/realms/{realm}"
         app.state.api = ApiState(
             db=db,
             clock=the_clock,

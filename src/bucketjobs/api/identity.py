@@ -91,11 +91,11 @@ async def certs(request: Request, realm: str) -> dict[str, Any]:
 @oidc.get("/.well-known/openid-configuration")
 async def discovery(request: Request, realm: str) -> dict[str, Any]:
     _check_realm(request, realm)
-    issuer = state_of(request).tokens.issuer
+    here = str(request.base_url).rstrip("/") + f"/ui/auth/realms/{realm}"
     return {
-        "issuer": issuer,
-        "token_endpoint": f"{issuer}/protocol/openid-connect/token",
-        "jwks_uri": f"{issuer}/protocol/openid-connect/certs",
+        "issuer": state_of(request).tokens.issuer,
+        "token_endpoint": f"{here}/protocol/openid-connect/token",
+        "jwks_uri": f"{here}/protocol/openid-connect/certs",
         "grant_types_supported": ["password", "refresh_token"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],

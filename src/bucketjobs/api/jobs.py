@@ -54,7 +54,7 @@ async def create_job(
 @router.post(
     "/jobs/list",
     response_model=ListJobsResponse,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     responses=errors(*COMMON_ERRORS),
     openapi_extra=request_body(ListJobsBody),
 )

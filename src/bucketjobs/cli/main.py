@@ -42,6 +42,10 @@ def serve_command(
     tls_key: Annotated[Path | None, typer.Option(envvar="BUCKETJOBS_TLS_KEY")] = None,
     no_worker: Annotated[bool, typer.Option(envvar="BUCKETJOBS_NO_WORKER")] = False,
     worker_concurrency: Annotated[int, typer.Option(envvar="BUCKETJOBS_WORKER_CONCURRENCY")] = 8,
+    public_url: Annotated[
+        str | None,
+        typer.Option(envvar="BUCKETJOBS_PUBLIC_URL", help="Token issuer base (same on every API)."),
+    ] = None,
 ) -> None:
     """Run the API and a worker (embedded PostgreSQL and SeaweedFS by default)."""
     if bool(tls_cert) != bool(tls_key):
@@ -51,7 +55,7 @@ def serve_command(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     serve(ServeOptions(data_dir, host, port, database_url, s3_endpoint, s3_access_key,
                        s3_secret_key, s3_region, tls_cert, tls_key, no_worker,
-                       worker_concurrency))  # fmt: skip
+                       worker_concurrency, public_url))  # fmt: skip
 
 
 @app.command("worker")

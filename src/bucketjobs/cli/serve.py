@@ -36,6 +36,7 @@ class ServeOptions:
     tls_key: Path | None
     no_worker: bool
     worker_concurrency: int
+    public_url: str | None = None
 
 
 async def _bootstrap(url: str, data_dir: Path, endpoint: str, access: str, secret: str,
@@ -100,7 +101,7 @@ def serve(opts: ServeOptions) -> None:
                 sys.executable, "-m", "bucketjobs.cli.main", "worker", "--database-url", url,
                 "--data-dir", str(data_dir), "--concurrency", str(opts.worker_concurrency),
             ])  # fmt: skip
-        app = create_app(url, data_dir, public_url=api_url, secure_cookies=bool(opts.tls_cert))
+        app = create_app(url, data_dir, public_url=opts.public_url, secure_cookies=bool(opts.tls_cert))
         config = uvicorn.Config(
             app,
             host=opts.host,

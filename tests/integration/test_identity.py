@@ -1,0 +1,211 @@
+"""Tokens, CSRF and user routes, through HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.conftest import ADMIN_PASSWORD
+from tests.support.client import REALM_TOKEN, Mapi
+
+CREATE = {"jobType": "METRIC_RECONCILIATION", "bucketName": "whatever-bucket"}
+
+
+async def _token(http: httpx.AsyncClient, **form: str) -> httpx.Response:
+    return await http.post(REALM_TOKEN, data={"client_id": "admin-cli", **form})
+
+
+async def test_password_and_refresh_grants(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        ok = await _token(http, grant_type="password", username="admin", password=ADMIN_PASSWORD)
+        assert ok.status_code == 200
+        body = ok.json()
+        assert body["token_type"] == "Bearer"
+        assert {"access_token", "expires_in", "refresh_token", "refresh_expires_in", "scope"} <= set(body)
+        claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+        assert {"iss", "sub", "exp", "iat", "preferred_username", "mapi_user_id"} <= set(claims)
+
+        refreshed = await _token(http, grant_type="refresh_token", refresh_token=body["refresh_token"])
+        assert refreshed.status_code == 200
+        assert refreshed.json()["access_token"]
+
+        # A refresh token is not an access token, nor the other way round.
+        wrong = await _token(http, grant_type="refresh_token", refresh_token=body["access_token"])
+        assert wrong.status_code == 401
+
+        certs = (await http.get("/ui/auth/realms/vsp-object/protocol/openid-connect/certs")).json()
+        jwk = certs["keys"][0]
+        key = jwt.PyJWK(jwk).key
+        jwt.decode(body["access_token"], key, algorithms=["RS256"], options={"verify_aud": False})
+        disco = (await http.get("/ui/auth/realms/vsp-object/.well-known/openid-configuration")).json()
+        assert disco["token_endpoint"].endswith("/protocol/openid-connect/token")
+
+
+async def test_wrong_password_is_invalid_grant_and_not_revealing(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        bad = await _token(http, grant_type="password", username="admin", password="nope")
+        ghost = await _token(http, grant_type="password", username="ghost-user", password="nope")
+    assert bad.status_code == ghost.status_code == 401
+    assert bad.json()["error"] == ghost.json()["error"] == "invalid_grant"
+    assert bad.json()["error_description"] == ghost.json()["error_description"]
+
+
+async def test_repeated_failures_are_throttled_success_is_not(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        statuses = [
+            (await _token(http, grant_type="password", username="brute", password=f"p{i}")).status_code
+            for i in range(12)
+        ]
+        assert 429 in statuses
+        for _ in range(10):  # clients in the field log in before every call
+            ok = await _token(
+                http, grant_type="password", username="admin", password=ADMIN_PASSWORD
+            )
+            assert ok.status_code == 200
+
+
+async def test_missing_expired_and_foreign_tokens_are_401(stack, admin):
+    csrf = await admin.csrf_headers()
+    key = serialization.load_pem_private_key(
+        (stack.data_dir / "jwt-signing-key.pem").read_bytes(), password=None
+    )
+    real = jwt.decode(admin.token, options={"verify_signature": False})
+    now = int(time.time())
+    expired = jwt.encode({**real, "iat": now - 600, "exp": now - 300}, key, algorithm="RS256")
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    foreign = jwt.encode({**real, "exp": now + 300}, other_key, algorithm="RS256")
+    cases = {
+        "none": {},
+        "malformed": {"Authorization": "Bearer not-a-jwt"},
+        "not bearer": {"Authorization": f"Basic {admin.token}"},
+        "expired": {"Authorization": f"Bearer {expired}"},
+        "foreign key": {"Authorization": f"Bearer {foreign}"},
+    }
+    for name, headers in cases.items():
+        response = await admin.http.post(
+            "/mapi/v1/jobs/list", json={}, headers={**csrf, **headers}
+        )
+        assert response.status_code == 401, name
+        assert response.json()["code"] == "UNAUTHORIZED", name
+        assert set(response.json()) == {"code", "message", "details"}
+
+
+async def test_csrf_rules(stack, admin):
+    auth = {"Authorization": f"Bearer {admin.token}"}
+    fresh = httpx.AsyncClient(base_url=stack.base_url)
+    try:
+        # No CSRF at all.
+        response = await fresh.post("/mapi/v1/jobs/list", json={}, headers=auth)
+        assert response.status_code == 401
+        assert "CSRF" in response.json()["details"]
+
+        pair = await fresh.get("/mapi/v1/csrf")
+        assert pair.status_code == 200 and pair.json() == {}
+        cookies = pair.headers.get_list("set-cookie")
+        assert len(cookies) == 2
+        xsrf = pair.cookies["XSRF-TOKEN"]
+        session = pair.cookies["vertx-web.session"]
+        for value in (xsrf, session):
+            assert not set("=;, ") & set(value)
+        session_cookie = next(c for c in cookies if c.startswith("vertx-web.session="))
+        assert "HttpOnly" in session_cookie and "SameSite=strict" in session_cookie.replace("Strict", "strict")
+
+        # Header missing, or not matching the cookie.
+        assert (await fresh.post("/mapi/v1/jobs/list", json={}, headers=auth)).status_code == 401
+        mismatch = {**auth, "X-XSRF-TOKEN": xsrf[:-1] + ("0" if xsrf[-1] != "0" else "1")}
+        assert (await fresh.post("/mapi/v1/jobs/list", json={}, headers=mismatch)).status_code == 401
+
+        # A token issued for another session.
+        other = httpx.AsyncClient(base_url=stack.base_url)
+        other_xsrf = (await other.get("/mapi/v1/csrf")).cookies["XSRF-TOKEN"]
+        await other.aclose()
+        fresh.cookies.set("XSRF-TOKEN", other_xsrf)
+        swapped = await fresh.post(
+            "/mapi/v1/jobs/list", json={}, headers={**auth, "X-XSRF-TOKEN": other_xsrf}
+        )
+        assert swapped.status_code == 401
+        assert "session" in swapped.json()["details"]
+
+        # The right pair works, and GET routes need none.
+        fresh.cookies.set("XSRF-TOKEN", xsrf)
+        good = await fresh.post("/mapi/v1/jobs/list", json={}, headers={**auth, "X-XSRF-TOKEN": xsrf})
+        assert good.status_code == 200, good.text
+    finally:
+        await fresh.aclose()
+
+
+async def test_csrf_pair_valid_on_another_api_process(stack, admin):
+    """Tokens are derived, not stored: a second API process accepts the first one's pair."""
+    from tests.support.services import Process, free_port, wait_http
+
+    port = free_port()
+    second = Process(
+        ["serve", "--no-worker", "--port", str(port), "--data-dir", str(stack.data_dir),
+         "--database-url", stack.database_url, "--s3-endpoint", stack.store.endpoint,
+         "--s3-access-key", stack.store.access_key, "--s3-secret-key", stack.store.secret_key],
+        {}, stack.data_dir / "api-2.log",
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc=second)
+        pair = await admin.http.get("/mapi/v1/csrf")
+        xsrf = pair.cookies["XSRF-TOKEN"]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            http.cookies.update(pair.cookies)
+            response = await http.post(
+                "/v1/jobs/list",
+                json={},
+                headers={"Authorization": f"Bearer {admin.token}", "X-XSRF-TOKEN": xsrf},
+            )
+        assert response.status_code == 200, response.text
+    finally:
+        second.stop()
+
+
+async def test_user_info_serial_and_v1_alias(stack, admin):
+    info = await admin.ok("/user/info", None)
+    assert info["displayName"] == "admin"
+    assert isinstance(info["id"]["id"], int)
+    assert "mapi:jobs:admin_list" in info["roles"]
+    serial = (await admin.ok("/serial_number/get"))["value"]
+    assert serial == (await admin.ok("/serial_number/get"))["value"]
+    csrf = await admin.csrf_headers()
+    via_v1 = await admin.http.post(
+        "/v1/serial_number/get", headers={"Authorization": f"Bearer {admin.token}", **csrf}
+    )
+    assert via_v1.status_code == 200 and via_v1.json()["value"] == serial
+
+
+async def test_unknown_route_and_wrong_method(stack, admin):
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        missing = await http.get("/mapi/v1/nothing-here")
+        assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
+        wrong = await http.get("/mapi/v1/jobs/list")
+        assert wrong.status_code == 405 and wrong.json()["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_user_role_cannot_see_others(stack, admin, s3, bucket):
+    """A `user` sees only its own jobs and cannot read or cancel others'."""
+    from tests.support.services import Process
+
+    cmd = ["users", "add", "alice", "--role", "user", "--database-url", stack.database_url,
+           "--data-dir", str(stack.data_dir)]  # fmt: skip
+    proc = Process(cmd, {"BUCKETJOBS_NEW_PASSWORD": "alice-pw"}, stack.data_dir / "cli.log")
+    assert proc.proc.wait(60) == 0, proc.log.read_text()
+    alice = Mapi(stack.base_url, "alice", "alice-pw")
+    try:
+        admins_job = await admin.create("METRIC_RECONCILIATION", bucket)
+        job_id = admins_job["jobId"]["id"]
+        assert (await alice.post("/jobs/status", {"jobId": {"id": job_id}})).status_code == 404
+        assert (await alice.post("/jobs/cancel", {"jobId": {"id": job_id}})).status_code == 404
+        info = await alice.ok("/user/info")
+        assert "mapi:jobs:admin_list" not in info["roles"]
+        forbidden = await alice.post("/jobs/list", {"userId": {"id": info["id"]["id"] + 1000}})
+        assert forbidden.status_code == 403 and forbidden.json()["code"] == "FORBIDDEN"
+        mine = await alice.ok("/jobs/list", {})
+        assert all(j["userId"]["id"] == info["id"]["id"] for j in mine["jobs"])
+    finally:
+        await alice.close()
