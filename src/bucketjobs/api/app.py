@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from bucketjobs import __version__
 from bucketjobs.api import buckets, errors, health, identity, jobs
-from bucketjobs.api.schemas import REQUEST_SCHEMAS
+from bucketjobs.api.schemas import REQUEST_SCHEMAS, complete_responses
 from bucketjobs.api.state import ApiState
 from bucketjobs.api.storage import PrimaryStore
 from bucketjobs.auth.csrf import CsrfProtector
@@ -93,6 +93,7 @@ def create_app(
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(REQUEST_SCHEMAS)
+            complete_responses(schema)
             schema["components"]["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             }

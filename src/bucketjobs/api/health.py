@@ -14,7 +14,19 @@ from bucketjobs.api.security import state_of
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+STATUS = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
+
+
+@router.get(
+    "/healthz",
+    responses={
+        200: {"content": {"application/json": {"schema": STATUS}}},
+        503: {
+            "description": "database or store down",
+            "content": {"application/json": {"schema": STATUS}},
+        },
+    },
+)
 async def healthz(request: Request) -> Any:
     try:
         async with state_of(request).db.connect() as conn:
@@ -27,6 +39,10 @@ async def healthz(request: Request) -> Any:
     return {"status": "ok"}
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

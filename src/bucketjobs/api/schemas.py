@@ -114,3 +114,38 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+OAUTH_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "error_description"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
+
+
+def complete_responses(document: dict[str, Any]) -> None:
+    """Describe the answers every route can give, so the document matches the wire.
+
+    Every route can answer 404 (unknown path parameter values), 405 and 500; routes with a
+    body 413; routes reading the database 503. We never answer 422 (bad input is a 400).
+    The OpenID Connect routes answer in OAuth2's error shape, not the MAPI one.
+    """
+    for path, methods in document.get("paths", {}).items():
+        oauth = path.startswith("/ui/auth/")
+        body_schema = OAUTH_ERROR_SCHEMA if oauth else ERROR_SCHEMA
+        for method, operation in methods.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            wanted = [404, 405, 500] + ([413] if method == "post" else [])
+            if path != "/metrics":
+                wanted.append(503)
+            if oauth and method == "post":
+                wanted += [400, 401, 429]
+            for status in wanted:
+                entry = responses.setdefault(str(status), {"description": str(status)})
+                if status >= 400 and "content" not in entry:
+                    entry["content"] = {"application/json": {"schema": body_schema}}
+            if oauth:  # realm and route errors on these paths use the MAPI body
+                responses["404"]["content"]["application/json"]["schema"] = {
+                    "oneOf": [ERROR_SCHEMA, OAUTH_ERROR_SCHEMA]
+                }

@@ -101,7 +101,9 @@ def serve(opts: ServeOptions) -> None:
                 sys.executable, "-m", "bucketjobs.cli.main", "worker", "--database-url", url,
                 "--data-dir", str(data_dir), "--concurrency", str(opts.worker_concurrency),
             ])  # fmt: skip
-        app = create_app(url, data_dir, public_url=opts.public_url, secure_cookies=bool(opts.tls_cert))
+        app = create_app(
+            url, data_dir, public_url=opts.public_url, secure_cookies=bool(opts.tls_cert)
+        )
         config = uvicorn.Config(
             app,
             host=opts.host,

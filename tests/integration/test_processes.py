@@ -1,0 +1,150 @@
+"""Process-level behaviour: several workers on one job, serve on embedded defaults, TLS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bucketjobs.db.session import sqlalchemy_url
+from tests.support.s3 import put_many
+from tests.support.services import Process, free_port, wait_http
+
+
+async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, bucket):
+    await put_many(s3, bucket, ((f"w/{i:05d}", b"q" * (i % 7)) for i in range(8000)))
+    extra = Process(
+        ["worker", "--database-url", stack.database_url, "--data-dir", str(stack.data_dir),
+         "--concurrency", "4"],
+        {}, stack.data_dir / "worker-extra.log",
+    )  # fmt: skip
+    try:
+        time.sleep(3)  # both workers registered before the job starts
+        job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=4000)
+        done = await admin.wait(job["jobId"]["id"], timeout=120)
+    finally:
+        extra.stop()
+    assert done["jobState"] == "COMPLETE", done
+    metrics = done["result"]["metrics"]
+    assert metrics["objectCount"] == 8000
+    assert metrics["bytes"] == sum(i % 7 for i in range(8000))
+    assert done["jobStats"]["processed"] == 8000
+    engine = create_async_engine(sqlalchemy_url(stack.database_url))
+    async with engine.connect() as conn:
+        workers = (await conn.execute(
+            text("SELECT count(DISTINCT done_by) FROM job_partitions WHERE job_id = :j"),
+            {"j": done["jobId"]["id"]},
+        )).scalar()  # fmt: skip
+    await engine.dispose()
+    assert workers == 2, "both worker processes ran partitions of the job"
+
+
+def _self_signed(tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption())
+    )  # fmt: skip
+    return cert_path, key_path
+
+
+async def test_https_with_secure_cookies(stack, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    api = Process(
+        ["serve", "--no-worker", "--port", str(port), "--data-dir", str(stack.data_dir),
+         "--database-url", stack.database_url, "--s3-endpoint", stack.store.endpoint,
+         "--s3-access-key", stack.store.access_key, "--s3-secret-key", stack.store.secret_key,
+         "--tls-cert", str(cert), "--tls-key", str(key)],
+        {}, tmp_path / "tls.log",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"https://127.0.0.1:{port}/mapi/v1/csrf", verify=False)
+                break
+            except httpx.HTTPError:
+                assert api.alive() and time.monotonic() < deadline, tmp_path.joinpath("tls.log").read_text()
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert all("Secure" in c for c in response.headers.get_list("set-cookie"))
+    finally:
+        api.stop()
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        parent = psutil.Process(pid)
+        return [parent.pid, *(c.pid for c in parent.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_serve_on_embedded_defaults_and_sigterm_leaves_nothing(tmp_path):
+    """`bucketjobs serve` with no store or database options: embedded PostgreSQL and SeaweedFS."""
+    port = free_port()
+    env = {**os.environ, "BUCKETJOBS_ADMIN_PASSWORD": ""}
+    env.pop("BUCKETJOBS_ADMIN_PASSWORD")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bucketjobs.cli.main", "serve", "--port", str(port)],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
+        printed = log.read_text()
+        assert f"http://127.0.0.1:{port}/mapi/v1" in printed
+        assert "S3 endpoint:" in printed and "s3-credentials.json" in printed
+        password = next(
+            line.split()[2] for line in printed.splitlines() if line.startswith("admin password:")
+        )
+        creds = tmp_path / "bucketjobs-data" / "seaweedfs" / "s3-credentials.json"
+        assert oct(creds.stat().st_mode & 0o777) == "0o600"
+        token = httpx.post(
+            f"http://127.0.0.1:{port}/ui/auth/realms/vsp-object/protocol/openid-connect/token",
+            data={"grant_type": "password", "username": "admin", "password": password,
+                  "client_id": "admin-cli"},
+        )  # fmt: skip
+        assert token.status_code == 200
+        # Everything it started is its descendant: weed, postgres (via pg_ctl), the worker.
+        started = {p.name() for p in psutil.process_iter() if str(tmp_path) in " ".join(_cmd(p))}
+        assert any("weed" in n for n in started) and any("postgres" in n for n in started)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    time.sleep(1)
+    leftovers = [
+        " ".join(_cmd(p)) for p in psutil.process_iter() if str(tmp_path) in " ".join(_cmd(p))
+    ]
+    assert leftovers == [], leftovers
+    assert log.read_text().count(password) == 1, "the generated password is printed once"
+
+
+def _cmd(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return []
