@@ -25,11 +25,19 @@ async def test_password_and_refresh_grants(stack):
         assert ok.status_code == 200
         body = ok.json()
         assert body["token_type"] == "Bearer"
-        assert {"access_token", "expires_in", "refresh_token", "refresh_expires_in", "scope"} <= set(body)
+        assert {
+            "access_token",
+            "expires_in",
+            "refresh_token",
+            "refresh_expires_in",
+            "scope",
+        } <= set(body)
         claims = jwt.decode(body["access_token"], options={"verify_signature": False})
         assert {"iss", "sub", "exp", "iat", "preferred_username", "mapi_user_id"} <= set(claims)
 
-        refreshed = await _token(http, grant_type="refresh_token", refresh_token=body["refresh_token"])
+        refreshed = await _token(
+            http, grant_type="refresh_token", refresh_token=body["refresh_token"]
+        )
         assert refreshed.status_code == 200
         assert refreshed.json()["access_token"]
 
@@ -41,7 +49,9 @@ async def test_password_and_refresh_grants(stack):
         jwk = certs["keys"][0]
         key = jwt.PyJWK(jwk).key
         jwt.decode(body["access_token"], key, algorithms=["RS256"], options={"verify_aud": False})
-        disco = (await http.get("/ui/auth/realms/vsp-object/.well-known/openid-configuration")).json()
+        disco = (
+            await http.get("/ui/auth/realms/vsp-object/.well-known/openid-configuration")
+        ).json()
         assert disco["token_endpoint"].endswith("/protocol/openid-connect/token")
 
 
@@ -57,7 +67,9 @@ async def test_wrong_password_is_invalid_grant_and_not_revealing(stack):
 async def test_repeated_failures_are_throttled_success_is_not(stack):
     async with httpx.AsyncClient(base_url=stack.base_url) as http:
         statuses = [
-            (await _token(http, grant_type="password", username="brute", password=f"p{i}")).status_code
+            (
+                await _token(http, grant_type="password", username="brute", password=f"p{i}")
+            ).status_code
             for i in range(12)
         ]
         assert 429 in statuses
@@ -86,9 +98,7 @@ async def test_missing_expired_and_foreign_tokens_are_401(stack, admin):
         "foreign key": {"Authorization": f"Bearer {foreign}"},
     }
     for name, headers in cases.items():
-        response = await admin.http.post(
-            "/mapi/v1/jobs/list", json={}, headers={**csrf, **headers}
-        )
+        response = await admin.http.post("/mapi/v1/jobs/list", json={}, headers={**csrf, **headers})
         assert response.status_code == 401, name
         assert response.json()["code"] == "UNAUTHORIZED", name
         assert set(response.json()) == {"code", "message", "details"}
@@ -112,12 +122,16 @@ async def test_csrf_rules(stack, admin):
         for value in (xsrf, session):
             assert not set("=;, ") & set(value)
         session_cookie = next(c for c in cookies if c.startswith("vertx-web.session="))
-        assert "HttpOnly" in session_cookie and "SameSite=strict" in session_cookie.replace("Strict", "strict")
+        assert "HttpOnly" in session_cookie and "SameSite=strict" in session_cookie.replace(
+            "Strict", "strict"
+        )
 
         # Header missing, or not matching the cookie.
         assert (await fresh.post("/mapi/v1/jobs/list", json={}, headers=auth)).status_code == 401
         mismatch = {**auth, "X-XSRF-TOKEN": xsrf[:-1] + ("0" if xsrf[-1] != "0" else "1")}
-        assert (await fresh.post("/mapi/v1/jobs/list", json={}, headers=mismatch)).status_code == 401
+        assert (
+            await fresh.post("/mapi/v1/jobs/list", json={}, headers=mismatch)
+        ).status_code == 401
 
         # A token issued for another session.
         other = httpx.AsyncClient(base_url=stack.base_url)
@@ -132,7 +146,9 @@ async def test_csrf_rules(stack, admin):
 
         # The right pair works, and GET routes need none.
         fresh.cookies.set("XSRF-TOKEN", xsrf)
-        good = await fresh.post("/mapi/v1/jobs/list", json={}, headers={**auth, "X-XSRF-TOKEN": xsrf})
+        good = await fresh.post(
+            "/mapi/v1/jobs/list", json={}, headers={**auth, "X-XSRF-TOKEN": xsrf}
+        )
         assert good.status_code == 200, good.text
     finally:
         await fresh.aclose()

@@ -86,7 +86,9 @@ async def test_https_with_secure_cookies(stack, tmp_path):
                 response = httpx.get(f"https://127.0.0.1:{port}/mapi/v1/csrf", verify=False)
                 break
             except httpx.HTTPError:
-                assert api.alive() and time.monotonic() < deadline, tmp_path.joinpath("tls.log").read_text()
+                assert api.alive() and time.monotonic() < deadline, tmp_path.joinpath(
+                    "tls.log"
+                ).read_text()
                 time.sleep(0.2)
         assert response.status_code == 200
         assert all("Secure" in c for c in response.headers.get_list("set-cookie"))

@@ -78,7 +78,7 @@ def create_app(
     app = FastAPI(
         title="bucketjobs",
         version=__version__,
-        description="Bulk jobs over S3 buckets: the jobs part of the VSP One Object Management API.",
+        description="Bulk jobs over S3 buckets (jobs part of the VSP One Object Management API)",
         lifespan=lifespan,
     )
     errors.install(app)

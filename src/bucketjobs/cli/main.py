@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +19,7 @@ app = typer.Typer(help="Bulk jobs over S3 buckets.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users (talks to the database directly).")
 app.add_typer(users_app, name="users")
 console = Console()
+T = TypeVar("T")
 
 DataDir = Annotated[
     Path, typer.Option(envvar="BUCKETJOBS_DATA_DIR", help="Where embedded state and keys live.")
@@ -76,7 +78,7 @@ def worker_command(
     asyncio.run(run_worker(database_url, data_dir.resolve(), concurrency=concurrency))
 
 
-def _with_db(database_url: str | None, data_dir: Path):  # type: ignore[no-untyped-def]
+def _with_db(database_url: str | None, data_dir: Path) -> str:
     """The database URL given, or the embedded one of `data_dir` (started if needed)."""
     from bucketjobs.db.embedded import EmbeddedPostgres
     from bucketjobs.db.migrate import upgrade
@@ -86,7 +88,7 @@ def _with_db(database_url: str | None, data_dir: Path):  # type: ignore[no-untyp
     return url
 
 
-async def _users_call(url: str, action, *args):  # type: ignore[no-untyped-def]
+async def _users_call(url: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
     from bucketjobs.db.session import create_engine
 
     db = create_engine(url, pool_size=1)

@@ -45,7 +45,7 @@ async def enqueue(
             "args": json.dumps(args),
         },
     )
-    return int(job_id)  # type: ignore[arg-type]
+    return int(job_id)
 
 
 async def drop_queued(conn: AsyncConnection, job_id: int) -> None:

@@ -79,7 +79,7 @@ async def set_primary(
     new_id = await conn.scalar(
         storage_components.insert().values(values).returning(storage_components.c.id)
     )
-    return int(new_id)  # type: ignore[arg-type]
+    return int(new_id)
 
 
 def _decrypt(row: Any, fernet: Fernet) -> Component:

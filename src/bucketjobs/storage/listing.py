@@ -7,6 +7,7 @@ the end. Pages are yielded as they arrive; nothing holds more than one page.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,9 @@ async def iter_versions(
             kwargs["KeyMarker"] = key_marker
             if version_marker:
                 kwargs["VersionIdMarker"] = version_marker
-        page = await with_retries(lambda kwargs=kwargs: client.list_object_versions(**kwargs))
+        page: dict[str, Any] = await with_retries(
+            functools.partial(client.list_object_versions, **kwargs)
+        )
         entries = _entries(page)
         if last_key is not None and entries and entries[-1].key > last_key:
             yield [e for e in entries if e.key <= last_key]
@@ -100,14 +103,20 @@ async def iter_uploads(client: Any, bucket: str, *, prefix: str = "") -> AsyncIt
             kwargs["Prefix"] = prefix
         if key_marker:
             kwargs.update(KeyMarker=key_marker, UploadIdMarker=upload_marker or "")
-        page = await with_retries(lambda kwargs=kwargs: client.list_multipart_uploads(**kwargs))
+        page: dict[str, Any] = await with_retries(
+            functools.partial(client.list_multipart_uploads, **kwargs)
+        )
         for upload in page.get("Uploads", ()):
             size = 0
             part_marker = 0
             while True:
-                parts = await with_retries(
-                    lambda u=upload, m=part_marker: client.list_parts(
-                        Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"], PartNumberMarker=m
+                parts: dict[str, Any] = await with_retries(
+                    functools.partial(
+                        client.list_parts,
+                        Bucket=bucket,
+                        Key=upload["Key"],
+                        UploadId=upload["UploadId"],
+                        PartNumberMarker=part_marker,
                     )
                 )
                 size += sum(int(p.get("Size", 0)) for p in parts.get("Parts", ()))

@@ -1,0 +1,218 @@
+"""Pure rules: states, parameters, page tokens, CSRF, tokens, throttling, counting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bucketjobs.auth.csrf import CsrfError, CsrfProtector
+from bucketjobs.auth.permissions import permissions_for
+from bucketjobs.auth.throttle import LoginThrottle
+from bucketjobs.auth.tokens import InvalidToken, TokenIssuer
+from bucketjobs.clock import Clock, rfc3339_ms
+from bucketjobs.engine.planner import split_at_key_boundary
+from bucketjobs.engine.progress import threshold_crossed
+from bucketjobs.jobs.model import JobState, JobType, can_transition
+from bucketjobs.jobs.pages import BadPageToken, PageTokens
+from bucketjobs.jobs.params import CommonParams, ParamError, normalize, valid_bucket_name
+from bucketjobs.ops.metrics import count_entries, difference
+from bucketjobs.storage.listing import Entry
+
+
+class FakeClock(Clock):
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now_ts = start
+
+    def timestamp(self) -> float:
+        return self.now_ts
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.now_ts, dt.UTC)
+
+
+S = JobState
+
+
+@pytest.mark.parametrize(
+    "current,target,allowed",
+    [
+        (S.EXAMINING, S.PROCESSING, True),
+        (S.EXAMINING, S.EXECUTING, True),
+        (S.PROCESSING, S.EXECUTING, True),
+        (S.EXECUTING, S.COMPLETE, True),
+        (S.EXAMINING, S.CANCELLED, True),
+        (S.PROCESSING, S.FAILED, True),
+        (S.EXECUTING, S.PROCESSING, False),
+        (S.PROCESSING, S.EXAMINING, False),
+        (S.EXECUTING, S.EXECUTING, False),
+        (S.COMPLETE, S.CANCELLED, False),
+        (S.CANCELLED, S.COMPLETE, False),
+        (S.FAILED, S.EXECUTING, False),
+    ],
+)
+def test_states_only_move_forward(current, target, allowed):
+    assert can_transition(current, target) is allowed
+
+
+def test_params_normalise_scalars_and_reject_the_rest():
+    assert normalize(JobType.METRIC_RECONCILIATION, {"dryRun": True, "failureThreshold": 5}) == {
+        "dryRun": "true",
+        "failureThreshold": "5",
+    }
+    assert normalize(JobType.METRIC_RECONCILIATION, None) == {}
+    for bad in (
+        {"dryRun": "maybe"},
+        {"prefix": None},
+        {"prefix": {"a": 1}},
+        {"prefix": [1]},
+        {"destinationBucket": "x"},  # a BATCH_REPLICATE key
+        {"maxConcurrency": "1.5"},
+        {"failureThreshold": "-1"},
+        {"k" * 129: "v"},
+        {"prefix": "x" * 4097},
+        {f"k{i}": "v" for i in range(65)},
+    ):
+        with pytest.raises(ParamError):
+            normalize(JobType.METRIC_RECONCILIATION, bad)
+    with pytest.raises(ParamError, match="replicationFilter"):
+        normalize(JobType.BATCH_REPLICATE, {"replicationFilter": "SOME"})
+    assert normalize(JobType.LIFECYCLE_UPDATE, {"evaluationTime": "2026-01-01T00:00:00Z"})
+    with pytest.raises(ParamError):
+        normalize(JobType.LIFECYCLE_UPDATE, {"evaluationTime": "2026-01-01T00:00:00"})
+
+
+def test_common_params_parse():
+    parsed = CommonParams.parse({"dryRun": "TRUE", "prefix": "a/", "rateLimit": "10"})
+    assert parsed == CommonParams(prefix="a/", dry_run=True, rate_limit=10.0)
+
+
+@pytest.mark.parametrize(
+    "name,ok",
+    [("photos", True), ("a.b-c", True), ("ab", False), ("Photos", False), ("a_b", False),
+     ("192.168.0.1", False), ("a..b", False), ("-ab", False), ("xn--abc", False), ("a" * 64, False)],
+)  # fmt: skip
+def test_bucket_names(name, ok):
+    assert valid_bucket_name(name) is ok
+
+
+def test_page_tokens_round_trip_and_detect_tampering():
+    pages = PageTokens(b"secret")
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    token = pages.encode((when, 42), {"bucketName": "b"})
+    assert pages.decode(token, {"bucketName": "b"}) == [when.isoformat(), 42]
+    with pytest.raises(BadPageToken):
+        pages.decode(token, {"bucketName": "other"})
+    with pytest.raises(BadPageToken):
+        PageTokens(b"another secret").decode(token, {"bucketName": "b"})
+    body, _, mac = token.partition(".")
+    with pytest.raises(BadPageToken):
+        pages.decode(body[::-1] + "." + mac, {"bucketName": "b"})
+
+
+def test_csrf_tokens_are_bound_to_session_and_expire():
+    clock = FakeClock()
+    csrf = CsrfProtector(b"k" * 32, clock, lifetime=60)
+    session, token = csrf.issue()
+    assert not set("=;, ") & set(session + token)
+    csrf.verify(session, token, token)
+    other_session, other_token = csrf.issue()
+    with pytest.raises(CsrfError, match="session"):
+        csrf.verify(session, other_token, other_token)
+    with pytest.raises(CsrfError, match="header"):
+        csrf.verify(session, token, None)
+    with pytest.raises(CsrfError, match="match"):
+        csrf.verify(session, token, other_token)
+    clock.now_ts += 61
+    with pytest.raises(CsrfError, match="expired"):
+        csrf.verify(session, token, token)
+    # Another process with the same secret accepts it (before expiry).
+    clock.now_ts -= 61
+    CsrfProtector(b"k" * 32, clock).verify(session, token, token)
+
+
+def test_access_tokens_expire_and_kinds_do_not_mix():
+    clock = FakeClock()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    issuer = TokenIssuer(key, "urn:test", clock, access_ttl=60)
+    issued = issuer.issue(7, "alice")
+    assert issuer.verify_access(issued["access_token"]).user_id == 7
+    assert issuer.verify_refresh(issued["refresh_token"]) == 7
+    with pytest.raises(InvalidToken):
+        issuer.verify_access(issued["refresh_token"])
+    clock.now_ts += 61
+    with pytest.raises(InvalidToken, match="expired"):
+        issuer.verify_access(issued["access_token"])
+    other = TokenIssuer(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048), "urn:test", clock
+    )
+    with pytest.raises(InvalidToken):
+        other.verify_access(issuer.issue(7, "alice")["access_token"])
+
+
+def test_login_throttle_backs_off_failures_only():
+    clock = FakeClock()
+    throttle = LoginThrottle(clock, free_failures=3)
+    for _ in range(3):
+        assert throttle.retry_after("bob") == 0
+        throttle.failed("bob")
+    assert throttle.retry_after("bob") > 0
+    assert throttle.retry_after("carol") == 0
+    clock.now_ts += 400
+    assert throttle.retry_after("bob") == 0
+    throttle.failed("bob")
+    throttle.succeeded("bob")
+    assert throttle.retry_after("bob") == 0
+
+
+def test_roles_grant_permissions():
+    assert "mapi:users:admin" in permissions_for(["administrator"])
+    operator = permissions_for(["operator"])
+    assert "mapi:jobs:admin_list" in operator and "mapi:storage:admin" not in operator
+    assert permissions_for(["user"]) == [
+        "mapi:jobs:create", "mapi:jobs:list", "mapi:jobs:status", "mapi:jobs:cancel",
+    ]  # fmt: skip
+    assert permissions_for(["nonsense"]) == []
+
+
+def _entry(key: str, *, latest=True, size=1, marker=False) -> Entry:
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    return Entry(key, "v", latest, size, "e", when, marker)
+
+
+def test_counting_and_difference():
+    page = [
+        _entry("a", size=10),
+        _entry("a", latest=False, size=3),
+        _entry("b", marker=True),
+        _entry("b", latest=False, size=5),
+    ]
+    counts = count_entries(page)
+    assert counts == {
+        "objectCount": 1, "bytes": 10, "noncurrentVersionCount": 2, "noncurrentBytes": 8,
+        "deleteMarkerCount": 1,
+    }  # fmt: skip
+    assert difference({"objectCount": 3}, {"objectCount": 5})["objectCount"] == -2
+    assert set(difference({}, None).values()) == {0}
+
+
+def test_partition_cut_never_splits_a_key():
+    entries = [_entry("a"), _entry("b"), _entry("c"), _entry("c"), _entry("c")]
+    assert split_at_key_boundary(entries) == 2
+    assert split_at_key_boundary([_entry("z"), _entry("z")]) == 0
+
+
+def test_failure_threshold():
+    row = SimpleNamespace(processed=300, failed=600)
+    assert threshold_crossed(row, 50, final=True)
+    assert not threshold_crossed(row, 50, final=False)  # fewer than 1,000 attempted so far
+    assert threshold_crossed(SimpleNamespace(processed=900, failed=1100), 50, final=False)
+    assert not threshold_crossed(SimpleNamespace(processed=0, failed=0), 0, final=True)
+
+
+def test_rfc3339_ms():
+    value = dt.datetime(2026, 11, 29, 17, 3, 44, 123456, tzinfo=dt.UTC)
+    assert rfc3339_ms(value) == "2026-11-29T17:03:44.123Z"
+    assert rfc3339_ms(None) is None
