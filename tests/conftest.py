@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from bucketjobs.client import Mapi
 from bucketjobs.db.embedded import EmbeddedPostgres
 from bucketjobs.storage.embedded import EmbeddedSeaweed
-from tests.support.client import Mapi
 from tests.support.s3 import s3_client
 from tests.support.services import Process, free_port, wait_http
 

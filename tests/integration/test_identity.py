@@ -9,8 +9,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bucketjobs.client import REALM_TOKEN, Mapi
 from tests.conftest import ADMIN_PASSWORD
-from tests.support.client import REALM_TOKEN, Mapi
 
 CREATE = {"jobType": "METRIC_RECONCILIATION", "bucketName": "whatever-bucket"}
 

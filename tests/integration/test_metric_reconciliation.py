@@ -112,7 +112,7 @@ async def test_cancel_while_executing_stops_and_stores_nothing(admin, s3, bucket
     await put_many(s3, bucket, ((f"c/{i:05d}", b"z") for i in range(6000)))
     job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=1500)
     job_id = job["jobId"]["id"]
-    await admin.wait(job_id, timeout=30, states={"EXECUTING"})
+    await admin.wait(job_id, timeout=30, states=frozenset({"EXECUTING"}))
     # Let some partitions finish so counters are moving.
     deadline = time.monotonic() + 20
     while (await admin.status(job_id))["jobStats"]["processed"] == 0:

@@ -12,8 +12,8 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from bucketjobs.client import REALM_TOKEN
 from tests.conftest import ADMIN_PASSWORD
-from tests.support.client import REALM_TOKEN
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("BUCKETJOBS_FUZZ_EXAMPLES", "15"))
 

@@ -1,4 +1,5 @@
-"""A small MAPI client for tests: log in, fetch CSRF pairs, call routes."""
+"""The Python SDK: an async MAPI client that logs in, fetches a CSRF pair per call (as clients
+in the field do) and calls the jobs routes."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 import httpx
 
 REALM_TOKEN = "/ui/auth/realms/vsp-object/protocol/openid-connect/token"
-TERMINAL = {"COMPLETE", "FAILED", "CANCELLED"}
+TERMINAL = frozenset({"COMPLETE", "FAILED", "CANCELLED"})
 
 
 class Mapi:
+    """One user's session against a bucketjobs (or any MAPI) endpoint."""
+
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base_url = base_url
         self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
@@ -31,8 +34,9 @@ class Mapi:
             },
         )
         response.raise_for_status()
-        self.token = response.json()["access_token"]
-        return self.token
+        token: str = response.json()["access_token"]
+        self.token = token
+        return token
 
     async def csrf_headers(self) -> dict[str, str]:
         response = await self.http.get("/mapi/v1/csrf")
@@ -61,7 +65,9 @@ class Mapi:
     async def status(self, job_id: int) -> dict[str, Any]:
         return (await self.ok("/jobs/status", {"jobId": {"id": job_id}}))["status"]
 
-    async def wait(self, job_id: int, timeout: float = 120, states: set[str] = TERMINAL) -> dict:
+    async def wait(
+        self, job_id: int, timeout: float = 120, states: frozenset[str] = TERMINAL
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             job = await self.status(job_id)

@@ -1,0 +1,170 @@
+"""Shared bench plumbing: a private SeaweedFS + PostgreSQL + bucketjobs, seeding, RSS sampling.
+
+Everything runs on this machine, against the same local S3 server as the anchors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from bucketjobs.client import Mapi
+from bucketjobs.db.embedded import EmbeddedPostgres
+from bucketjobs.storage.embedded import EmbeddedSeaweed, _free_port
+
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+@dataclass
+class Service:
+    root: Path
+    endpoint: str
+    access_key: str
+    secret_key: str
+    database_url: str
+    base_url: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.root / f"{args[0]}-{len(self.processes)}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bucketjobs.cli.main", *args],
+            env={**os.environ, "BUCKETJOBS_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.processes.append(proc)
+        return proc
+
+    def start_worker(self, concurrency: int = 8) -> subprocess.Popen[bytes]:
+        return self.spawn(
+            "worker", "--database-url", self.database_url, "--data-dir", str(self.root),
+            "--concurrency", str(concurrency),
+        )  # fmt: skip
+
+    def s3(self) -> Any:
+        return get_session().create_client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            config=AioConfig(max_pool_connections=64, s3={"addressing_style": "path"}),
+        )  # fmt: skip
+
+    def client(self) -> Mapi:
+        return Mapi(self.base_url, "admin", ADMIN_PASSWORD)
+
+
+@contextlib.contextmanager
+def service(workers: int = 1, concurrency: int = 8) -> Iterator[Service]:
+    """Start SeaweedFS, PostgreSQL, `serve --no-worker` and `workers` worker processes."""
+    root = Path(tempfile.mkdtemp(prefix="bucketjobs-bench-"))
+    seaweed = EmbeddedSeaweed(root / "seaweedfs")
+    creds = seaweed.start()
+    postgres = EmbeddedPostgres(root / "postgres")
+    url = postgres.start()
+    port = _free_port()
+    svc = Service(root, seaweed.endpoint, creds.access_key, creds.secret_key, url,
+                  f"http://127.0.0.1:{port}")  # fmt: skip
+    try:
+        api = svc.spawn(
+            "serve", "--no-worker", "--port", str(port), "--data-dir", str(root),
+            "--database-url", url, "--s3-endpoint", seaweed.endpoint,
+            "--s3-access-key", creds.access_key, "--s3-secret-key", creds.secret_key,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{svc.base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            if api.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"API did not start; see {root}")
+            time.sleep(0.2)
+        for _ in range(workers):
+            svc.start_worker(concurrency)
+        time.sleep(1.5)  # workers registered and listening
+        yield svc
+    finally:
+        for proc in svc.processes:
+            proc.terminate()
+        for proc in svc.processes:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        seaweed.stop()
+        postgres.stop()
+
+
+async def seed(client: Any, bucket: str, count: int, size: int = 16, concurrency: int = 64) -> None:
+    """`count` small objects under a few prefixes, PUT `concurrency` at a time."""
+    with contextlib.suppress(Exception):
+        await client.create_bucket(Bucket=bucket)
+    body = b"b" * size
+    keys = iter(range(count))
+
+    async def lane() -> None:
+        for i in keys:
+            await client.put_object(Bucket=bucket, Key=f"d{i % 16:02d}/obj-{i:08d}", Body=body)
+
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+
+
+class RssSampler:
+    """Peak resident memory per process (and its children), sampled every 50 ms."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peak: dict[str, int] = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.pids.items():
+                with contextlib.suppress(psutil.Error):
+                    rss = psutil.Process(pid).memory_info().rss
+                    self.peak[name] = max(self.peak[name], rss)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def run_job(
+    svc: Service, job_type: str, bucket: str, **params: Any
+) -> tuple[float, dict[str, Any]]:
+    """Seconds from create to a terminal state, and the final job."""
+    api = svc.client()
+    try:
+        start = time.perf_counter()
+        job = await api.create(job_type, bucket, **params)
+        done = await api.wait(job["jobId"]["id"], timeout=3600)
+        return time.perf_counter() - start, done
+    finally:
+        await api.close()
+
+
+@contextlib.asynccontextmanager
+async def s3_client(svc: Service) -> AsyncIterator[Any]:
+    async with svc.s3() as client:
+        yield client

@@ -1,0 +1,112 @@
+"""METRIC_RECONCILIATION vs one sequential listing (obstore, aiobotocore) and `s5cmd ls`.
+
+Seeds a bucket per size in a private SeaweedFS, then in one run times each anchor and the
+job (create → COMPLETE), checks the job's count, samples the service's peak RSS, and prints
+the ratios. Usage:  python bench/metrics_reconciliation.py --sizes 10000,100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import obstore
+from obstore.store import S3Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import RssSampler, Service, run_job, s3_client, seed, service
+
+
+async def list_obstore(svc: Service, bucket: str) -> int:
+    store = S3Store(bucket, endpoint=svc.endpoint, access_key_id=svc.access_key,
+                    secret_access_key=svc.secret_key, region="us-east-1",
+                    client_options={"allow_http": True})  # fmt: skip
+    count = 0
+    async for batch in obstore.list(store, chunk_size=1000):
+        count += len(batch)
+    return count
+
+
+async def list_aiobotocore(svc: Service, bucket: str) -> int:
+    count = 0
+    async with s3_client(svc) as client:
+        paginator = client.get_paginator("list_object_versions")
+        async for page in paginator.paginate(Bucket=bucket):
+            count += len(page.get("Versions", ())) + len(page.get("DeleteMarkers", ()))
+    return count
+
+
+def list_s5cmd(svc: Service, bucket: str) -> int:
+    s5cmd = shutil.which("s5cmd") or str(Path(sys.executable).with_name("s5cmd"))
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": svc.access_key,
+           "AWS_SECRET_ACCESS_KEY": svc.secret_key, "AWS_REGION": "us-east-1"}  # fmt: skip
+    out = subprocess.run([s5cmd, "--endpoint-url", svc.endpoint, "ls", f"s3://{bucket}/*"],
+                         env=env, check=True, capture_output=True).stdout  # fmt: skip
+    return out.count(b"\n")
+
+
+async def timed(label: str, call: Any) -> tuple[float, int]:
+    start = time.perf_counter()
+    result = call()
+    count = await result if asyncio.iscoroutine(result) else result
+    return time.perf_counter() - start, count
+
+
+async def measure(svc: Service, size: int) -> dict[str, Any]:
+    bucket = f"bench-{size}"
+    async with s3_client(svc) as client:
+        t0 = time.perf_counter()
+        await seed(client, bucket, size)
+        seeded = time.perf_counter() - t0
+    rows: dict[str, tuple[float, int]] = {}
+    rows["obstore list (sequential)"] = await timed("obstore", lambda: list_obstore(svc, bucket))
+    rows["aiobotocore list versions"] = await timed("aio", lambda: list_aiobotocore(svc, bucket))
+    rows["s5cmd ls"] = await timed("s5cmd", lambda: list_s5cmd(svc, bucket))
+    pids = {f"proc{n}": p.pid for n, p in enumerate(svc.processes)}
+    with RssSampler(pids) as rss:
+        seconds, job = await run_job(svc, "METRIC_RECONCILIATION", bucket)
+    assert job["jobState"] == "COMPLETE", job
+    counted = job["result"]["metrics"]["objectCount"]
+    assert counted == size, f"job counted {counted} of {size}"
+    rows["bucketjobs METRIC_RECONCILIATION"] = (seconds, counted)
+    for name, (_, count) in rows.items():
+        assert count == size, f"{name} saw {count} of {size}"
+    return {"size": size, "seed_s": seeded, "rows": rows, "peak_rss": max(rss.peak.values())}
+
+
+def report(result: dict[str, Any]) -> None:
+    size, rows = result["size"], result["rows"]
+    job_s = rows["bucketjobs METRIC_RECONCILIATION"][0]
+    print(f"\n{size:,} objects (seeded in {result['seed_s']:.1f}s)")
+    print(f"  {'what':36} {'seconds':>8} {'keys/s':>10} {'job speed vs it':>16}")
+    for name, (secs, _) in rows.items():
+        print(f"  {name:36} {secs:8.2f} {size / secs:10,.0f} {secs / job_s:15.2f}x")
+    print(f"  peak RSS of the busiest bucketjobs process: {result['peak_rss'] / 2**20:.0f} MiB")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with service(workers=args.workers) as svc:
+        results = [await measure(svc, size) for size in sizes]
+    for result in results:
+        report(result)
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        print(f"\nRSS {first['size']:,} → {last['size']:,} objects: "
+              f"{first['peak_rss'] / 2**20:.0f} → {last['peak_rss'] / 2**20:.0f} MiB")  # fmt: skip
+    print("bench ok")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
