@@ -66,6 +66,8 @@ jobs = Table(
     Column("completed_at", DateTime(timezone=True)),
     Column("message", Text),
     Column("result", JSONB),
+    # What the job's preparation found (e.g. whether to list versions), for every worker.
+    Column("plan", JSONB),
     Column("total", BigInteger, nullable=False, server_default="0"),
     Column("processed", BigInteger, nullable=False, server_default="0"),
     Column("failed", BigInteger, nullable=False, server_default="0"),
@@ -107,6 +109,7 @@ job_partitions = Table(
     # The key range (start_after, last_key]; NULL start_after = bucket start, NULL last_key = end.
     Column("start_after", Text),
     Column("last_key", Text),
+    Column("next_key", Text),  # first key of the next range: a stop that holds in any order
     Column("entries", Integer, nullable=False),
     Column("done", Boolean, nullable=False, server_default="false"),
     Column("done_by", Text),  # host:pid of the worker that completed it, for operators

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bucketjobs.clock import Clock
 from bucketjobs.engine.limits import JobLimits
 from bucketjobs.jobs.params import CommonParams
-from bucketjobs.storage.components import load_component
+from bucketjobs.storage.components import Component, load_component
+from bucketjobs.storage.lister import S3Lister
 from bucketjobs.storage.s3 import open_client
 
 
@@ -26,7 +27,9 @@ class EngineContext:
         self.fernet = fernet
         self.clock = clock
         self.max_requests = max_requests
+        self._components: dict[int, Component] = {}
         self._clients: dict[int, Any] = {}
+        self._listers: dict[int, S3Lister] = {}
         self._client_lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()
         self.cancelled: set[int] = set()
@@ -35,16 +38,33 @@ class EngineContext:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self.live_workers = 1  # kept current by the recovery loop, for rate shares
 
+    async def component(self, component_id: int) -> Component:
+        if component_id not in self._components:
+            async with self.db.connect() as conn:
+                component = await load_component(conn, self.fernet, component_id)
+            self._components.setdefault(component_id, component)
+        return self._components[component_id]
+
     async def client(self, component_id: int) -> Any:
-        """One shared S3 client (connection pool) per component per process."""
+        """One shared aiobotocore client (connection pool) per component per process."""
         async with self._client_lock:
             if component_id not in self._clients:
-                async with self.db.connect() as conn:
-                    component = await load_component(conn, self.fernet, component_id)
+                component = await self.component(component_id)
                 self._clients[component_id] = await self._stack.enter_async_context(
                     open_client(component, self.max_requests)
                 )
             return self._clients[component_id]
+
+    async def lister(self, component_id: int) -> S3Lister:
+        """The lean listing client of a component (see storage/lister.py)."""
+        if component_id not in self._listers:
+            lister = S3Lister(await self.component(component_id), self.max_requests)
+            if component_id in self._listers:
+                await lister.close()
+            else:
+                self._listers[component_id] = lister
+                self._stack.push_async_callback(lister.close)
+        return self._listers[component_id]
 
     def limits(self, job_id: int, common: CommonParams) -> JobLimits:
         """This process's share of the job's `maxConcurrency` and `rateLimit`."""

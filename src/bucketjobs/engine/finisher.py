@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from bucketjobs.db.models import bucket_metrics
 from bucketjobs.engine import progress
 from bucketjobs.engine.context import EngineContext
-from bucketjobs.engine.jobctx import job_context
+from bucketjobs.engine.jobctx import load_step
 from bucketjobs.jobs.model import JobState, JobType
 from bucketjobs.ops.base import JobFailed
 from bucketjobs.ops.registry import OPERATIONS
@@ -43,7 +43,7 @@ async def finish_job(ctx: EngineContext, job_id: int) -> None:
             )
         ).scalar()
     op = OPERATIONS[JobType(job.job_type)]
-    jctx = await job_context(ctx, job)
+    jctx = (await load_step(ctx, job)).op
     try:
         result = await op.finish(jctx, [partials], previous)
     except (StorageError, JobFailed) as exc:

@@ -7,15 +7,13 @@ partition written and never plans a key twice or skips one.
 
 from __future__ import annotations
 
-from typing import Any
-
 from bucketjobs.engine import progress, queue
 from bucketjobs.engine.context import EngineContext
-from bucketjobs.engine.jobctx import job_context
-from bucketjobs.jobs.model import JobType
+from bucketjobs.engine.jobctx import Step, load_step
+from bucketjobs.jobs.model import JobState, JobType
 from bucketjobs.ops.base import JobFailed
 from bucketjobs.ops.registry import OPERATIONS
-from bucketjobs.storage.listing import Entry, iter_versions
+from bucketjobs.storage.listing import Entry, OrderError, iter_range
 from bucketjobs.storage.retry import StorageError
 
 PARTITION_ENTRIES = 1000
@@ -35,13 +33,19 @@ async def plan(ctx: EngineContext, job_id: int, partition_entries: int = PARTITI
         job = await progress.load_job(conn, job_id)
     if job is None or job.state not in progress.ACTIVE or job.enum_done:
         return
-    op = OPERATIONS[JobType(job.job_type)]
-    jctx = await job_context(ctx, job)
+    step = await load_step(ctx, job)
     try:
-        if job.partitions_planned == 0:
-            await op.prepare(jctx)
-        await _enumerate(ctx, job, op, jctx, partition_entries)
+        if job.plan is None:
+            prepared = await OPERATIONS[JobType(job.job_type)].prepare(step.op)
+            async with ctx.db.begin() as conn:
+                if not await progress.set_plan(conn, ctx.clock, job_id, prepared):
+                    return
+                job = await progress.load_job(conn, job_id)
+            step = await load_step(ctx, job)
+        await _enumerate(ctx, step, partition_entries)
     except JobFailed as exc:
+        await _fail(ctx, job_id, str(exc))
+    except OrderError as exc:
         await _fail(ctx, job_id, str(exc))
     except StorageError as exc:
         await _fail(ctx, job_id, f"listing bucket {job.bucket_name!r} failed: {exc}")
@@ -49,42 +53,49 @@ async def plan(ctx: EngineContext, job_id: int, partition_entries: int = PARTITI
 
 async def _fail(ctx: EngineContext, job_id: int, message: str) -> None:
     async with ctx.db.begin() as conn:
-        await progress.finish(conn, ctx.clock, job_id, progress.JobState.FAILED, message=message)
+        await progress.finish(conn, ctx.clock, job_id, JobState.FAILED, message=message)
 
 
-async def _enumerate(
-    ctx: EngineContext, job: Any, op: Any, jctx: Any, partition_entries: int
-) -> None:
+async def _enumerate(ctx: EngineContext, step: Step, partition_entries: int) -> None:
+    job = step.job
     job_id = job.id
+    op = OPERATIONS[JobType(job.job_type)]
     seq = job.partitions_planned
     cursor: str | None = job.enum_cursor
     pending: list[Entry] = []
 
-    async def write(last_key: str | None, part: list[Entry]) -> bool:
+    async def write(last_key: str | None, next_key: str | None, part: list[Entry]) -> bool:
         nonlocal seq, cursor
         selected = sum(1 for e in part if op.count_entry(e))
         async with ctx.db.begin() as conn:
             if not await progress.add_partition(
-                conn, ctx.clock, job_id, seq, cursor, last_key, len(part), selected
+                conn, ctx.clock, job_id, seq, (cursor, last_key, next_key), len(part), selected
             ):
                 return False
             await queue.enqueue(conn, queue.PARTITION_TASK, {"job_id": job_id, "seq": seq})
         seq, cursor = seq + 1, last_key
         return True
 
-    async for page in iter_versions(
-        jctx.client, job.bucket_name, prefix=jctx.common.prefix, start_after=cursor
-    ):
+    pages = iter_range(
+        step.lister,
+        job.bucket_name,
+        versions=step.versions,
+        order=step.order,
+        prefix=step.op.common.prefix,
+        start_after=cursor,
+        check_order=True,
+    )
+    async for page in pages:
         if job_id in ctx.cancelled:
             return
         pending.extend(page)
         if len(pending) >= partition_entries:
             cut = split_at_key_boundary(pending)
             if cut > 0:
-                if not await write(pending[cut - 1].key, pending[:cut]):
+                if not await write(pending[cut - 1].key, pending[cut].key, pending[:cut]):
                     return
                 pending = pending[cut:]
-    if pending and not await write(None, pending):
+    if pending and not await write(None, None, pending):
         return
     async with ctx.db.begin() as conn:
         after = await progress.mark_enumerated(conn, ctx.clock, job_id)

@@ -61,12 +61,13 @@ async def add_partition(
     clock: Clock,
     job_id: int,
     seq: int,
-    start_after: str | None,
-    last_key: str | None,
+    key_range: tuple[str | None, str | None, str | None],
     entries: int,
     selected: int,
 ) -> bool:
-    """Record a planned partition and the enumeration cursor; False if the job has ended."""
+    """Record a planned partition `(start_after, last_key, next_key)` and move the
+    enumeration cursor to its end; False if the job has ended."""
+    start_after, last_key, next_key = key_range
     moved = await conn.execute(
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE), jobs.c.partitions_planned == seq)
@@ -85,7 +86,12 @@ async def add_partition(
         return False
     await conn.execute(
         job_partitions.insert().values(
-            job_id=job_id, seq=seq, start_after=start_after, last_key=last_key, entries=entries
+            job_id=job_id,
+            seq=seq,
+            start_after=start_after,
+            last_key=last_key,
+            next_key=next_key,
+            entries=entries,
         )
     )
     return True
@@ -133,6 +139,16 @@ def threshold_crossed(row: Any, threshold: float, *, final: bool) -> bool:
     if attempted == 0 or (attempted < 1000 and not final):
         return False
     return int(row.failed) * 100 > threshold * attempted
+
+
+async def set_plan(conn: AsyncConnection, clock: Clock, job_id: int, plan: dict[str, Any]) -> bool:
+    """Store what preparation found; False if the job has ended meanwhile."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE))
+        .values(plan=plan, updated_at=clock.now())
+    )
+    return bool(result.rowcount)
 
 
 async def mark_enumerated(conn: AsyncConnection, clock: Clock, job_id: int) -> Any:

@@ -11,11 +11,11 @@ from sqlalchemy import select
 from bucketjobs.db.models import job_partitions
 from bucketjobs.engine import progress, queue
 from bucketjobs.engine.context import EngineContext
-from bucketjobs.engine.jobctx import job_context
+from bucketjobs.engine.jobctx import load_step
 from bucketjobs.jobs.model import JobState, JobType
 from bucketjobs.ops.base import Delta, JobFailed
 from bucketjobs.ops.registry import OPERATIONS
-from bucketjobs.storage.listing import iter_versions
+from bucketjobs.storage.listing import iter_range
 from bucketjobs.storage.retry import StorageError
 
 
@@ -27,8 +27,7 @@ async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
         part = (
             await conn.execute(
                 select(job_partitions).where(
-                    job_partitions.c.job_id == job_id,
-                    job_partitions.c.seq == seq,
+                    job_partitions.c.job_id == job_id, job_partitions.c.seq == seq
                 )
             )
         ).first()
@@ -37,22 +36,25 @@ async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
         await progress.advance(conn, ctx.clock, job_id, JobState.EXECUTING)
 
     op = OPERATIONS[JobType(job.job_type)]
-    jctx = await job_context(ctx, job)
-    limits = ctx.limits(job_id, jctx.common)
+    step = await load_step(ctx, job)
+    limits = ctx.limits(job_id, step.op.common)
     delta = Delta()
     try:
         async with limits.slot():
-            async for page in iter_versions(
-                jctx.client,
+            async for page in iter_range(
+                step.lister,
                 job.bucket_name,
-                prefix=jctx.common.prefix,
+                versions=step.versions,
+                order=step.order,
+                prefix=step.op.common.prefix,
                 start_after=part.start_after,
                 last_key=part.last_key,
+                next_key=part.next_key,
             ):
                 await limits.operations(len(page))
                 if job_id in ctx.cancelled:
                     return
-                delta.add(await op.act(jctx, page))
+                delta.add(await op.act(step.op, page))
     except (StorageError, JobFailed) as exc:
         async with ctx.db.begin() as conn:
             await progress.finish(
@@ -67,7 +69,7 @@ async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
             )
             if after is None:
                 return
-            threshold = jctx.common.failure_threshold
+            threshold = step.op.common.failure_threshold
             if progress.threshold_crossed(after, threshold, final=False):
                 await progress.finish(
                     conn, ctx.clock, job_id, JobState.FAILED,

@@ -1,7 +1,8 @@
 """The protocol every job type implements; the engine knows nothing else about them.
 
 - `validate` (at create): parameters beyond the common ones, already normalised.
-- `prepare` (before planning): read what the job needs (configuration, destination).
+- `prepare` (before planning): read what the job needs (configuration, destination) and
+  return the plan every worker will see (at least `versions`: list versions or not).
 - `act` (per partition): handle one page of listing entries, return counter deltas and a
   partition-level partial result.
 - `finish` (once, after every partition): combine partials and commit the job's effect.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bucketjobs.jobs.params import CommonParams
-from bucketjobs.storage.listing import Entry
+from bucketjobs.storage.lister import Entry
 
 
 class JobFailed(Exception):
@@ -56,7 +57,7 @@ class Operation(Protocol):
         """Whether the planner counts this listing entry in `total`."""
         ...
 
-    async def prepare(self, ctx: JobContext) -> None: ...
+    async def prepare(self, ctx: JobContext) -> dict[str, Any]: ...
 
     async def act(self, ctx: JobContext, entries: Sequence[Entry]) -> Delta: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,6 +33,16 @@ class Component:
         return str(self.config.get("region") or "us-east-1")
 
 
+def detect_listing_order(endpoint: str) -> str:
+    """`hierarchical` for stores known to list in directory-tree order (SeaweedFS, seen by
+    its Server header), else S3's `lexicographic`. See storage/listing.py."""
+    try:
+        server = httpx.get(endpoint, timeout=5, verify=False).headers.get("server", "")
+    except httpx.HTTPError:
+        server = ""
+    return "hierarchical" if server.lower().startswith("seaweedfs") else "lexicographic"
+
+
 def endpoint_config(endpoint: str, region: str, label: str) -> dict[str, Any]:
     """The non-secret `storageComponentConfig` for an endpoint URL."""
     scheme, _, rest = endpoint.partition("://")
@@ -44,6 +55,7 @@ def endpoint_config(endpoint: str, region: str, label: str) -> dict[str, Any]:
         "region": region,
         "authType": "V4",
         "usePathStyleAlways": True,
+        "listingOrder": detect_listing_order(endpoint),
     }
 
 

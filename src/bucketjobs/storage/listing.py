@@ -1,95 +1,101 @@
-"""Streaming listings of a key range: object versions, delete markers and uploads.
+"""Streaming listings of a key range, and of incomplete multipart uploads.
 
 A range is (start_after, last_key]: `start_after=None` is the bucket start, `last_key=None`
 the end. Pages are yielded as they arrive; nothing holds more than one page.
+
+Stores do not all list in plain byte order: SeaweedFS walks its directory tree, so `a/b`
+comes before `a-1` there. A component's `listingOrder` (`lexicographic` or `hierarchical`)
+says which, and range ends are compared in that order. A range also stops at the first key
+of the next range (`next_key`), which holds whatever the order.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bucketjobs.storage.lister import Entry, S3Lister
 from bucketjobs.storage.retry import with_retries
 
-PAGE_SIZE = 1000  # AWS caps pages at 1,000: never rely on more.
+__all__ = ["Entry", "OrderError", "Upload", "iter_range", "iter_uploads", "sort_key"]
+
+LEXICOGRAPHIC = "lexicographic"
+HIERARCHICAL = "hierarchical"
 
 
-@dataclass(slots=True, frozen=True)
-class Entry:
-    """One object version or delete marker."""
-
-    key: str
-    version_id: str | None
-    is_latest: bool
-    size: int
-    etag: str
-    last_modified: dt.datetime
-    delete_marker: bool
+class OrderError(Exception):
+    """The store listed keys out of the order configured for it: ranges would be wrong."""
 
 
-def normalize_etag(etag: str | None) -> str:
-    """ETags compare without quotes (some stores return CopyObject ETags unquoted)."""
-    return (etag or "").strip('"')
+def _hierarchical(key: str) -> tuple[str, ...]:
+    return tuple(key.split("/"))
 
 
-def _entries(page: dict[str, Any]) -> list[Entry]:
-    out = [
-        Entry(
-            v["Key"], v.get("VersionId"), bool(v.get("IsLatest")), int(v.get("Size", 0)),
-            normalize_etag(v.get("ETag")), v["LastModified"], False,
-        )
-        for v in page.get("Versions", ())
-    ] + [
-        Entry(m["Key"], m.get("VersionId"), bool(m.get("IsLatest")), 0, "", m["LastModified"], True)
-        for m in page.get("DeleteMarkers", ())
-    ]  # fmt: skip
-    out.sort(key=lambda e: e.key)  # stable: versions of one key keep their order
-    return out
+def _lexicographic(key: str) -> str:
+    return key
 
 
-async def iter_versions(
-    client: Any,
+def sort_key(order: str) -> Callable[[str], Any]:
+    return _hierarchical if order == HIERARCHICAL else _lexicographic
+
+
+async def iter_range(
+    lister: S3Lister,
     bucket: str,
     *,
+    versions: bool,
+    order: str,
     prefix: str = "",
     start_after: str | None = None,
     last_key: str | None = None,
-    page_size: int = PAGE_SIZE,
+    next_key: str | None = None,
+    check_order: bool = False,
 ) -> AsyncIterator[list[Entry]]:
-    """Pages of versions and delete markers with keys in (start_after, last_key]."""
-    key_marker, version_marker = start_after, None
+    """Pages of entries with keys in (start_after, last_key], in the store's order.
+
+    `check_order` (the planner's pass) verifies every key against `order` and raises
+    OrderError on the first one out of place, rather than planning wrong ranges.
+    """
+    ordered = sort_key(order)
+    bound = ordered(last_key) if last_key is not None else None
+    previous = ordered(start_after) if check_order and start_after is not None else None
+    after, version_marker = start_after, None
     while True:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "MaxKeys": page_size}
-        if prefix:
-            kwargs["Prefix"] = prefix
-        if key_marker is not None:
-            kwargs["KeyMarker"] = key_marker
-            if version_marker:
-                kwargs["VersionIdMarker"] = version_marker
-        page: dict[str, Any] = await with_retries(
-            functools.partial(client.list_object_versions, **kwargs)
-        )
-        entries = _entries(page)
-        if last_key is not None and entries and entries[-1].key > last_key:
-            yield [e for e in entries if e.key <= last_key]
-            return
+        page = await with_retries(
+            functools.partial(
+                lister.page, bucket, versions=versions, prefix=prefix, after=after,
+                version_marker=version_marker,
+            )
+        )  # fmt: skip
+        entries = page.entries
+        if check_order:
+            for entry in entries:
+                current = ordered(entry.key)
+                if previous is not None and current < previous:
+                    raise OrderError(
+                        f"the store listed {entry.key!r} after a later key: its listing order"
+                        f" is not {order!r} (set the component's listingOrder)"
+                    )
+                previous = current
+        if bound is not None:
+            for index, entry in enumerate(entries):
+                if entry.key == next_key or ordered(entry.key) > bound:
+                    if index:
+                        yield entries[:index]
+                    return
         if entries:
             yield entries
-        if not page.get("IsTruncated"):
+        if not page.truncated or page.next_key_marker is None:
             return
-        key_marker, version_marker = page.get("NextKeyMarker"), page.get("NextVersionIdMarker")
-        if key_marker is None:
-            return
+        after, version_marker = page.next_key_marker, page.next_version_marker
 
 
 @dataclass(slots=True, frozen=True)
 class Upload:
     key: str
     upload_id: str
-    initiated: dt.datetime
     size: int
 
 
@@ -98,7 +104,7 @@ async def iter_uploads(client: Any, bucket: str, *, prefix: str = "") -> AsyncIt
     key_marker: str | None = None
     upload_marker: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "MaxUploads": PAGE_SIZE}
+        kwargs: dict[str, Any] = {"Bucket": bucket, "MaxUploads": 1000}
         if prefix:
             kwargs["Prefix"] = prefix
         if key_marker:
@@ -123,7 +129,7 @@ async def iter_uploads(client: Any, bucket: str, *, prefix: str = "") -> AsyncIt
                 if not parts.get("IsTruncated"):
                     break
                 part_marker = int(parts["NextPartNumberMarker"])
-            yield Upload(upload["Key"], upload["UploadId"], upload["Initiated"], size)
+            yield Upload(upload["Key"], upload["UploadId"], size)
         if not page.get("IsTruncated"):
             return
         key_marker, upload_marker = page.get("NextKeyMarker"), page.get("NextUploadIdMarker")

@@ -38,6 +38,16 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+class S3ResponseError(Exception):
+    """An error answer from our own S3 calls (the lean lister), shaped like botocore's."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
 class StorageError(Exception):
     """A storage operation that failed permanently (or ran out of retries)."""
 
@@ -51,6 +61,9 @@ class StorageError(Exception):
 
 def classify(exc: BaseException) -> tuple[bool, str, int | None, str]:
     """(transient?, code, http status, message) for an exception raised by a storage call."""
+    if isinstance(exc, S3ResponseError):
+        transient = exc.code in TRANSIENT_CODES or exc.status >= 500
+        return transient, exc.code, exc.status, exc.message
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
