@@ -87,6 +87,8 @@ async def iter_range(
                     return
         if entries:
             yield entries
+            if not versions and entries[-1].key == last_key:
+                return  # one entry per key without versions: the range is complete
         if not page.truncated or page.next_key_marker is None:
             return
         after, version_marker = page.next_key_marker, page.next_version_marker
