@@ -65,6 +65,14 @@ def worker_command(
     database_url: Annotated[str, typer.Option(envvar="BUCKETJOBS_DATABASE_URL")],
     data_dir: DataDir = Path("./bucketjobs-data"),
     concurrency: Annotated[int, typer.Option(envvar="BUCKETJOBS_WORKER_CONCURRENCY")] = 8,
+    inline: Annotated[
+        bool,
+        typer.Option(
+            envvar="BUCKETJOBS_INLINE",
+            help="Planners count read-only jobs' pages themselves (one listing, not two);"
+            " --no-inline queues every partition so all workers share them.",
+        ),
+    ] = True,
 ) -> None:
     """Run a worker process against a shared database (any number, on any host)."""
     from bucketjobs.db.migrate import upgrade
@@ -75,7 +83,9 @@ def worker_command(
     )
     upgrade(database_url)
     data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run_worker(database_url, data_dir.resolve(), concurrency=concurrency))
+    asyncio.run(
+        run_worker(database_url, data_dir.resolve(), concurrency=concurrency, inline=inline)
+    )
 
 
 def _with_db(database_url: str | None, data_dir: Path) -> str:

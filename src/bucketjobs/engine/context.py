@@ -22,11 +22,20 @@ from bucketjobs.storage.s3 import open_client
 
 
 class EngineContext:
-    def __init__(self, db: AsyncEngine, fernet: Fernet, clock: Clock, max_requests: int) -> None:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        fernet: Fernet,
+        clock: Clock,
+        max_requests: int,
+        *,
+        inline: bool = True,
+    ) -> None:
         self.db = db
         self.fernet = fernet
         self.clock = clock
         self.max_requests = max_requests
+        self.inline = inline  # planners act on pure jobs' pages themselves (planner.py)
         self._components: dict[int, Component] = {}
         self._clients: dict[int, Any] = {}
         self._listers: dict[int, S3Lister] = {}

@@ -3,6 +3,11 @@
 The listing is streamed; each partition (about PARTITION_ENTRIES entries) is written with
 its task and the enumeration cursor in one transaction, so a restart resumes after the last
 partition written and never plans a key twice or skips one.
+
+For a pure operation (one that only reads listing entries, like counting) the planner acts
+on the pages it just listed and commits the partition as done in that same transaction:
+the job then costs one listing instead of two. A partition task is queued instead when the
+worker runs with `inline=False`, which spreads even pure jobs over every worker.
 """
 
 from __future__ import annotations
@@ -64,15 +69,28 @@ async def _enumerate(ctx: EngineContext, step: Step, partition_entries: int) -> 
     cursor: str | None = job.enum_cursor
     pending: list[Entry] = []
 
+    inline = ctx.inline and op.pure
+    limits = ctx.limits(job_id, step.op.common)
+
     async def write(last_key: str | None, next_key: str | None, part: list[Entry]) -> bool:
         nonlocal seq, cursor
         selected = sum(1 for e in part if op.count_entry(e))
-        async with ctx.db.begin() as conn:
-            if not await progress.add_partition(
-                conn, ctx.clock, job_id, seq, (cursor, last_key, next_key), len(part), selected
-            ):
-                return False
-            await queue.enqueue(conn, queue.PARTITION_TASK, {"job_id": job_id, "seq": seq})
+        delta = await op.act(step.op, part) if inline else None
+        try:
+            async with ctx.db.begin() as conn:
+                if not await progress.add_partition(
+                    conn, ctx.clock, job_id, seq, (cursor, last_key, next_key), len(part), selected
+                ):
+                    return False
+                if delta is None:
+                    await queue.enqueue(conn, queue.PARTITION_TASK, {"job_id": job_id, "seq": seq})
+                else:
+                    await progress.advance(conn, ctx.clock, job_id, JobState.EXECUTING)
+                    await progress.commit_partition(
+                        conn, ctx.clock, job_id, seq, delta, ctx.worker_name
+                    )
+        except progress.JobEnded:
+            return False
         seq, cursor = seq + 1, last_key
         return True
 
@@ -86,6 +104,8 @@ async def _enumerate(ctx: EngineContext, step: Step, partition_entries: int) -> 
         check_order=True,
     )
     async for page in pages:
+        if inline:
+            await limits.operations(len(page))
         if job_id in ctx.cancelled:
             return
         pending.extend(page)

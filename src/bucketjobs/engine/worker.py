@@ -26,6 +26,7 @@ async def run_worker(
     stalled_after: float = 20.0,
     recovery_interval: float = 5.0,
     shutdown_timeout: float = 10.0,
+    inline: bool = True,
 ) -> None:
     """Run until SIGTERM/SIGINT; in-flight steps get `shutdown_timeout` to finish, then are
     aborted and handed back to the queue by the recovery sweep."""
@@ -35,6 +36,7 @@ async def run_worker(
         load_or_create_fernet(data_dir),
         clock,
         max_requests,
+        inline=inline,
     )
     engine_app.set_context(ctx)
     app = engine_app.build_app(conninfo, pool_size=concurrency + 2)

@@ -53,6 +53,10 @@ class JobContext:
 
 
 class Operation(Protocol):
+    # True when `act` makes no storage request (it only reads the listing entries): the
+    # planner may then act on its own enumeration pages instead of listing every range twice.
+    pure: bool
+
     def count_entry(self, entry: Entry) -> bool:
         """Whether the planner counts this listing entry in `total`."""
         ...

@@ -48,7 +48,7 @@ def difference(new: Mapping[str, int], previous: Mapping[str, int] | None) -> di
 
 
 class MetricReconciliation:
-    stores_metrics = True
+    pure = True
 
     def count_entry(self, entry: Entry) -> bool:
         return True

@@ -11,12 +11,13 @@ of the next range (`next_key`), which holds whatever the order.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bucketjobs.storage.lister import Entry, S3Lister
+from bucketjobs.storage.lister import Entry, Page, S3Lister
 from bucketjobs.storage.retry import with_retries
 
 __all__ = ["Entry", "OrderError", "Upload", "iter_range", "iter_uploads", "sort_key"]
@@ -61,37 +62,51 @@ async def iter_range(
     ordered = sort_key(order)
     bound = ordered(last_key) if last_key is not None else None
     previous = ordered(start_after) if check_order and start_after is not None else None
-    after, version_marker = start_after, None
-    while True:
-        page = await with_retries(
-            functools.partial(
-                lister.page, bucket, versions=versions, prefix=prefix, after=after,
-                version_marker=version_marker,
-            )
+
+    def fetch(after: str | None, version_marker: str | None) -> asyncio.Future[Page]:
+        call = functools.partial(
+            lister.page, bucket, versions=versions, prefix=prefix, after=after,
+            version_marker=version_marker,
         )  # fmt: skip
-        entries = page.entries
-        if check_order:
-            for entry in entries:
-                current = ordered(entry.key)
-                if previous is not None and current < previous:
-                    raise OrderError(
-                        f"the store listed {entry.key!r} after a later key: its listing order"
-                        f" is not {order!r} (set the component's listingOrder)"
-                    )
-                previous = current
-        if bound is not None:
-            for index, entry in enumerate(entries):
-                if entry.key == next_key or ordered(entry.key) > bound:
-                    if index:
-                        yield entries[:index]
-                    return
-        if entries:
-            yield entries
-            if not versions and entries[-1].key == last_key:
-                return  # one entry per key without versions: the range is complete
-        if not page.truncated or page.next_key_marker is None:
-            return
-        after, version_marker = page.next_key_marker, page.next_version_marker
+        return asyncio.ensure_future(with_retries(call))
+
+    # The next page is requested as soon as this one is parsed, so the store works on it
+    # while the caller acts on this one (and commits its partition).
+    request: asyncio.Future[Page] | None = fetch(start_after, None)
+    try:
+        while request is not None:
+            page = await request
+            request = None
+            entries = page.entries
+            if check_order:
+                for entry in entries:
+                    current = ordered(entry.key)
+                    if previous is not None and current < previous:
+                        raise OrderError(
+                            f"the store listed {entry.key!r} after a later key: its listing"
+                            f" order is not {order!r} (set the component's listingOrder)"
+                        )
+                    previous = current
+            end = len(entries)
+            if bound is not None:
+                end = next(
+                    (
+                        i
+                        for i, e in enumerate(entries)
+                        if e.key == next_key or ordered(e.key) > bound
+                    ),
+                    end,
+                )
+            complete = end < len(entries) or (
+                not versions and bool(entries) and entries[-1].key == last_key
+            )  # one entry per key without versions: the range's last key ends it
+            if not complete and page.truncated and page.next_key_marker is not None:
+                request = fetch(page.next_key_marker, page.next_version_marker)
+            if end:
+                yield entries[:end] if end < len(entries) else entries
+    finally:
+        if request is not None:
+            request.cancel()
 
 
 @dataclass(slots=True, frozen=True)
