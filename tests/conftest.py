@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +38,11 @@ class Stack:
     api: Process
     workers: list[Process] = field(default_factory=list)
 
-    def start_worker(self, concurrency: int = 8) -> Process:
-        log = self.data_dir / f"worker-{len(self.workers)}.log"
+    def start_worker(self, concurrency: int = 8, *, inline: bool = True) -> Process:
+        log = self.data_dir / f"worker-{len(self.workers)}-{time.monotonic_ns()}.log"
         worker = Process(
             ["worker", "--database-url", self.database_url, "--data-dir", str(self.data_dir),
-             "--concurrency", str(concurrency)],
+             "--concurrency", str(concurrency), "--inline" if inline else "--no-inline"],
             {}, log,
         )  # fmt: skip
         self.workers.append(worker)

@@ -24,18 +24,18 @@ from tests.support.services import Process, free_port, wait_http
 
 
 async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, bucket):
+    """With --no-inline every partition is a queued task: two worker processes share them."""
     await put_many(s3, bucket, ((f"w/{i:05d}", b"q" * (i % 7)) for i in range(8000)))
-    extra = Process(
-        ["worker", "--database-url", stack.database_url, "--data-dir", str(stack.data_dir),
-         "--concurrency", "4"],
-        {}, stack.data_dir / "worker-extra.log",
-    )  # fmt: skip
+    stack.stop_workers()
     try:
+        for _ in range(2):
+            stack.start_worker(4, inline=False)
         time.sleep(3)  # both workers registered before the job starts
         job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=4000)
         done = await admin.wait(job["jobId"]["id"], timeout=120)
     finally:
-        extra.stop()
+        stack.stop_workers()
+        stack.start_worker()
     assert done["jobState"] == "COMPLETE", done
     metrics = done["result"]["metrics"]
     assert metrics["objectCount"] == 8000

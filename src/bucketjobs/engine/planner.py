@@ -1,8 +1,9 @@
 """EXAMINING: prepare the job, then enumerate the bucket into key-range partitions.
 
-The listing is streamed; each partition (about PARTITION_ENTRIES entries) is written with
-its task and the enumeration cursor in one transaction, so a restart resumes after the last
-partition written and never plans a key twice or skips one.
+The listing is streamed and cut into partitions of about PARTITION_ENTRIES entries. Cut
+partitions are written every FLUSH_SECONDS, each batch with its tasks and the enumeration
+cursor in one transaction, so a restart resumes after the last partition written and never
+plans a key twice or skips one.
 
 For a pure operation (one that only reads listing entries, like counting) the planner acts
 on the pages it just listed and commits the partition as done in that same transaction:
@@ -12,8 +13,11 @@ worker runs with `inline=False`, which spreads even pure jobs over every worker.
 
 from __future__ import annotations
 
+import time
+
 from bucketjobs.engine import progress, queue
 from bucketjobs.engine.context import EngineContext
+from bucketjobs.engine.finisher import finish_job
 from bucketjobs.engine.jobctx import Step, load_step
 from bucketjobs.jobs.model import JobState, JobType
 from bucketjobs.ops.base import JobFailed
@@ -61,38 +65,47 @@ async def _fail(ctx: EngineContext, job_id: int, message: str) -> None:
         await progress.finish(conn, ctx.clock, job_id, JobState.FAILED, message=message)
 
 
+FLUSH_SECONDS = 0.25  # planned partitions are written at most this long after they are cut
+
+
 async def _enumerate(ctx: EngineContext, step: Step, partition_entries: int) -> None:
     job = step.job
     job_id = job.id
     op = OPERATIONS[JobType(job.job_type)]
-    seq = job.partitions_planned
-    cursor: str | None = job.enum_cursor
-    pending: list[Entry] = []
-
     inline = ctx.inline and op.pure
     limits = ctx.limits(job_id, step.op.common)
+    seq = job.partitions_planned
+    cursor: str | None = job.enum_cursor
+    pending: list[Entry] = []  # listed, not yet in a partition
+    cut: list[progress.Planned] = []  # partitions not yet written
+    flushed_at = 0.0
 
-    async def write(last_key: str | None, next_key: str | None, part: list[Entry]) -> bool:
-        nonlocal seq, cursor
-        selected = sum(1 for e in part if op.count_entry(e))
-        delta = await op.act(step.op, part) if inline else None
+    async def flush() -> bool:
+        """Write the cut partitions (done, or with their tasks) in one transaction."""
+        nonlocal seq, flushed_at
+        if not cut:
+            return True
         try:
             async with ctx.db.begin() as conn:
-                if not await progress.add_partition(
-                    conn, ctx.clock, job_id, seq, (cursor, last_key, next_key), len(part), selected
+                if not await progress.add_partitions(
+                    conn, ctx.clock, job_id, seq, cut, ctx.worker_name
                 ):
                     return False
-                if delta is None:
-                    await queue.enqueue(conn, queue.PARTITION_TASK, {"job_id": job_id, "seq": seq})
-                else:
-                    await progress.advance(conn, ctx.clock, job_id, JobState.EXECUTING)
-                    await progress.commit_partition(
-                        conn, ctx.clock, job_id, seq, delta, ctx.worker_name
-                    )
+                if not inline:
+                    await queue.enqueue_partitions(conn, job_id, range(seq, seq + len(cut)))
         except progress.JobEnded:
             return False
-        seq, cursor = seq + 1, last_key
+        seq += len(cut)
+        cut.clear()
+        flushed_at = time.monotonic()
         return True
+
+    async def add(last_key: str | None, next_key: str | None, part: list[Entry]) -> None:
+        nonlocal cursor
+        selected = sum(1 for e in part if op.count_entry(e))
+        delta = await op.act(step.op, part) if inline else None
+        cut.append(progress.Planned(cursor, last_key, next_key, len(part), selected, delta))
+        cursor = last_key
 
     pages = iter_range(
         step.lister,
@@ -110,14 +123,22 @@ async def _enumerate(ctx: EngineContext, step: Step, partition_entries: int) -> 
             return
         pending.extend(page)
         if len(pending) >= partition_entries:
-            cut = split_at_key_boundary(pending)
-            if cut > 0:
-                if not await write(pending[cut - 1].key, pending[cut].key, pending[:cut]):
-                    return
-                pending = pending[cut:]
-    if pending and not await write(None, None, pending):
+            boundary = split_at_key_boundary(pending)
+            if boundary > 0:
+                await add(pending[boundary - 1].key, pending[boundary].key, pending[:boundary])
+                pending = pending[boundary:]
+        if cut and time.monotonic() - flushed_at >= FLUSH_SECONDS and not await flush():
+            return
+    if pending:
+        await add(None, None, pending)
+    if not await flush():
         return
     async with ctx.db.begin() as conn:
         after = await progress.mark_enumerated(conn, ctx.clock, job_id)
-        if after is not None and after.partitions_done == after.partitions_planned:
+        finished = after is not None and after.partitions_done == after.partitions_planned
+        if finished and not inline:
             await queue.enqueue_finish(conn, job_id)
+    if finished and inline:
+        # Every partition is done here and now: finish without a round trip through the
+        # queue (a crash before the end leaves it to the recovery sweep).
+        await finish_job(ctx, job_id)

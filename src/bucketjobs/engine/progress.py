@@ -3,6 +3,7 @@ still active, so a cancelled or finished job never changes again."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, case, select, update
@@ -56,28 +57,48 @@ async def finish(
     return bool(done.rowcount)
 
 
-async def add_partition(
+@dataclass
+class Planned:
+    """A partition the planner has cut: its key range `(start_after, last_key]`, the first
+    key after it, its size, and — when the planner acted on it itself — its counters."""
+
+    start_after: str | None
+    last_key: str | None
+    next_key: str | None
+    entries: int
+    selected: int
+    delta: Delta | None = None
+
+
+async def add_partitions(
     conn: AsyncConnection,
     clock: Clock,
     job_id: int,
-    seq: int,
-    key_range: tuple[str | None, str | None, str | None],
-    entries: int,
-    selected: int,
+    first_seq: int,
+    parts: list[Planned],
+    worker: str,
 ) -> bool:
-    """Record a planned partition `(start_after, last_key, next_key)` and move the
-    enumeration cursor to its end; False if the job has ended."""
-    start_after, last_key, next_key = key_range
+    """Record planned partitions (done ones with their counters) and move the enumeration
+    cursor past them, in two statements; False if the job has ended meanwhile."""
+    done = [p.delta for p in parts if p.delta is not None]
+    target = JobState.EXECUTING if done else JobState.PROCESSING
     moved = await conn.execute(
         update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE), jobs.c.partitions_planned == seq)
+        .where(
+            jobs.c.id == job_id, jobs.c.state.in_(ACTIVE), jobs.c.partitions_planned == first_seq
+        )
         .values(
-            enum_cursor=last_key,
-            partitions_planned=seq + 1,
-            total=jobs.c.total + selected,
+            enum_cursor=parts[-1].last_key,
+            partitions_planned=first_seq + len(parts),
+            partitions_done=jobs.c.partitions_done + len(done),
+            total=jobs.c.total + sum(p.selected for p in parts),
+            processed=jobs.c.processed + sum(d.processed for d in done),
+            failed=jobs.c.failed + sum(d.failed for d in done),
+            skipped=jobs.c.skipped + sum(d.skipped for d in done),
+            bytes=jobs.c.bytes + sum(d.bytes for d in done),
             updated_at=clock.now(),
             state=case(
-                (jobs.c.state == JobState.EXAMINING.value, JobState.PROCESSING.value),
+                (jobs.c.state.in_([s.value for s in states_before(target)]), target.value),
                 else_=jobs.c.state,
             ),
         )
@@ -85,14 +106,21 @@ async def add_partition(
     if not moved.rowcount:
         return False
     await conn.execute(
-        job_partitions.insert().values(
-            job_id=job_id,
-            seq=seq,
-            start_after=start_after,
-            last_key=last_key,
-            next_key=next_key,
-            entries=entries,
-        )
+        job_partitions.insert(),
+        [
+            {
+                "job_id": job_id,
+                "seq": first_seq + n,
+                "start_after": p.start_after,
+                "last_key": p.last_key,
+                "next_key": p.next_key,
+                "entries": p.entries,
+                "done": p.delta is not None,
+                "done_by": worker if p.delta is not None else None,
+                "result": p.delta.partial if p.delta is not None else None,
+            }
+            for n, p in enumerate(parts)
+        ],
     )
     return True
 

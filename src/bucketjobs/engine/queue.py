@@ -48,6 +48,22 @@ async def enqueue(
     return int(job_id)
 
 
+async def enqueue_partitions(conn: AsyncConnection, job_id: int, seqs: range) -> None:
+    """Defer one partition task per seq, in one statement."""
+    if not seqs:
+        return
+    await conn.execute(
+        text(
+            "SELECT procrastinate_defer_jobs_v1(array_agg(ROW(:queue, :task, 0, NULL, NULL,"
+            " jsonb_build_object('job_id', CAST(:job_id AS int), 'seq', seq), NULL)"
+            "::procrastinate_job_to_defer_v1))"
+            " FROM generate_series(CAST(:first AS int), CAST(:last AS int)) AS seq"
+        ),
+        {"queue": QUEUE, "task": PARTITION_TASK, "job_id": job_id,
+         "first": seqs.start, "last": seqs.stop - 1},
+    )  # fmt: skip
+
+
 async def drop_queued(conn: AsyncConnection, job_id: int) -> None:
     """Mark this job's not-yet-started tasks cancelled so no worker picks them up."""
     await conn.execute(
