@@ -66,7 +66,11 @@ class Mapi:
         return (await self.ok("/jobs/status", {"jobId": {"id": job_id}}))["status"]
 
     async def wait(
-        self, job_id: int, timeout: float = 120, states: frozenset[str] = TERMINAL
+        self,
+        job_id: int,
+        timeout: float = 120,
+        states: frozenset[str] = TERMINAL,
+        interval: float = 0.1,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
@@ -75,7 +79,7 @@ class Mapi:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['jobState']}: {job}")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(interval)
 
     async def close(self) -> None:
         await self.http.aclose()
