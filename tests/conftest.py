@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bucketjobs.client import Mapi
 from bucketjobs.db.embedded import EmbeddedPostgres
+from bucketjobs.db.session import sqlalchemy_url
 from bucketjobs.storage.embedded import EmbeddedSeaweed
 from tests.support.s3 import s3_client
 from tests.support.services import Process, free_port, wait_http
@@ -90,6 +92,14 @@ def stack(
     yield running
     running.stop_workers()
     api.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
+    """Direct access to the service's database, for what the API does not show."""
+    engine = create_async_engine(sqlalchemy_url(stack.database_url))
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,14 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 def test_metric_reconciliation_bench_smoke():
     out = subprocess.run(
-        [sys.executable, str(BENCH / "metrics_reconciliation.py"), "--sizes", "1500", "--repeat", "1"],
+        [
+            sys.executable,
+            str(BENCH / "metrics_reconciliation.py"),
+            "--sizes",
+            "1500",
+            "--repeat",
+            "1",
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -9,17 +9,8 @@ import random
 import httpx
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bucketjobs.db.models import jobs
-from bucketjobs.db.session import sqlalchemy_url
-
-
-@pytest.fixture
-async def db(stack):
-    engine = create_async_engine(sqlalchemy_url(stack.database_url))
-    yield engine
-    await engine.dispose()
 
 
 async def _job_count(db) -> int:

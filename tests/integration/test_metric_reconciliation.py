@@ -181,11 +181,8 @@ async def test_missing_bucket_is_rejected(admin):
     assert response.json()["code"] == "NO_SUCH_BUCKET"
 
 
-async def test_states_move_forward_through_every_state(admin, s3, bucket, stack):
+async def test_states_move_forward_through_every_state(admin, s3, bucket, db):
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from bucketjobs.db.session import sqlalchemy_url
 
     await put_many(s3, bucket, ((f"s/{i:05d}", b"s") for i in range(3000)))
     job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=3000)
@@ -199,13 +196,11 @@ async def test_states_move_forward_through_every_state(admin, s3, bucket, stack)
     order = ["EXAMINING", "PROCESSING", "EXECUTING", "COMPLETE"]
     assert seen == sorted(seen, key=order.index), seen
     assert seen[-1] == "COMPLETE"
-    engine = create_async_engine(sqlalchemy_url(stack.database_url))
-    async with engine.connect() as conn:
+    async with db.connect() as conn:
         parts = (await conn.execute(
             text("SELECT count(*), bool_and(done) FROM job_partitions WHERE job_id = :j"),
             {"j": job["jobId"]["id"]},
         )).one()  # fmt: skip
-    await engine.dispose()
     assert parts[0] >= 3 and parts[1], "the job ran as several key-range partitions"
 
 

@@ -16,14 +16,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from bucketjobs.db.session import sqlalchemy_url
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http
 
 
-async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, bucket):
+async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, bucket, db):
     """With --no-inline every partition is a queued task: two worker processes share them."""
     await put_many(s3, bucket, ((f"w/{i:05d}", b"q" * (i % 7)) for i in range(8000)))
     stack.stop_workers()
@@ -41,13 +39,11 @@ async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, buck
     assert metrics["objectCount"] == 8000
     assert metrics["bytes"] == sum(i % 7 for i in range(8000))
     assert done["jobStats"]["processed"] == 8000
-    engine = create_async_engine(sqlalchemy_url(stack.database_url))
-    async with engine.connect() as conn:
+    async with db.connect() as conn:
         workers = (await conn.execute(
             text("SELECT count(DISTINCT done_by) FROM job_partitions WHERE job_id = :j"),
             {"j": done["jobId"]["id"]},
         )).scalar()  # fmt: skip
-    await engine.dispose()
     assert workers == 2, "both worker processes ran partitions of the job"
 
 

@@ -65,7 +65,7 @@ def create_app(
             serial=secrets["serial"],
             realm=realm,
             secure_cookies=secure_cookies,
-            extra={"throttle": LoginThrottle(the_clock)},
+            throttle=LoginThrottle(the_clock),
         )
         app.state.storage = PrimaryStore(db, fernet)
         app.state.max_body = max_body

@@ -51,7 +51,7 @@ async def token(request: Request, realm: str) -> Any:
     grant = form.get("grant_type")
     if grant == "password":
         username, password = form.get("username", ""), form.get("password", "")
-        throttle = state.extra["throttle"]
+        throttle = state.throttle
         wait = throttle.retry_after(username)
         if wait > 0:
             response = _oauth_error(429, "slow_down", "too many failed logins, retry later")

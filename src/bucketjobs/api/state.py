@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bucketjobs.auth.csrf import CsrfProtector
+from bucketjobs.auth.throttle import LoginThrottle
 from bucketjobs.auth.tokens import TokenIssuer
 from bucketjobs.clock import Clock
 from bucketjobs.jobs.service import JobService
@@ -23,7 +23,7 @@ class ApiState:
     jobs: JobService
     fernet: Fernet
     serial: str
+    throttle: LoginThrottle
     realm: str = "vsp-object"
     client_ids: frozenset[str] = frozenset({"vsp-object-external-client", "admin-cli"})
     secure_cookies: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)

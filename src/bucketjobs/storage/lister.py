@@ -67,11 +67,6 @@ class Page:
     next_version_marker: str | None = None
 
 
-def normalize_etag(etag: str | None) -> str:
-    """ETags compare without quotes (some stores return CopyObject ETags unquoted)."""
-    return (etag or "").strip('"')
-
-
 def _text(raw: bytes) -> str:
     text = raw.decode()
     return html.unescape(text) if "&" in text else text
