@@ -61,6 +61,10 @@ def _stable_port(path: Path) -> int:
     return port
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(opts: ServeOptions) -> None:
     data_dir = opts.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -68,7 +72,7 @@ def serve(opts: ServeOptions) -> None:
     seaweed: EmbeddedSeaweed | None = None
     worker: subprocess.Popen[bytes] | None = None
     # SIGTERM before uvicorn takes over must still stop what we started.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         url = opts.database_url
         if not url:
