@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import signal
@@ -146,3 +147,29 @@ def _cmd(process: psutil.Process) -> list[str]:
         return process.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return []
+
+
+async def test_killed_worker_loses_nothing(stack, admin, s3, bucket):
+    """kill -9 of the only worker mid-job; a new worker recovers its stalled steps (after the
+    heartbeat timeout) and the job ends with exact numbers."""
+    await put_many(s3, bucket, ((f"k/{i:05d}", b"k" * (i % 3)) for i in range(6000)))
+    stack.stop_workers()
+    try:
+        doomed = stack.start_worker(2, inline=False)
+        job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=1000)
+        job_id = job["jobId"]["id"]
+        deadline = time.monotonic() + 60
+        while (await admin.status(job_id))["jobStats"]["processed"] == 0:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        doomed.kill()
+        stack.workers.remove(doomed)
+        stack.start_worker(4, inline=False)
+        done = await admin.wait(job_id, timeout=120)
+    finally:
+        stack.stop_workers()
+        stack.start_worker()
+    assert done["jobState"] == "COMPLETE", done["message"]
+    assert done["result"]["metrics"]["objectCount"] == 6000
+    assert done["result"]["metrics"]["bytes"] == sum(i % 3 for i in range(6000))
+    assert done["jobStats"]["processed"] == done["jobStats"]["total"] == 6000

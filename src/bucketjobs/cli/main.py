@@ -55,6 +55,7 @@ def serve_command(
     if s3_endpoint and not (s3_access_key and s3_secret_key):
         raise typer.BadParameter("--s3-endpoint needs --s3-access-key and --s3-secret-key")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     serve(ServeOptions(data_dir, host, port, database_url, s3_endpoint, s3_access_key,
                        s3_secret_key, s3_region, tls_cert, tls_key, no_worker,
                        worker_concurrency, public_url))  # fmt: skip
