@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -54,7 +55,8 @@ def serve_command(
         raise typer.BadParameter("--tls-cert and --tls-key go together")
     if s3_endpoint and not (s3_access_key and s3_secret_key):
         raise typer.BadParameter("--s3-endpoint needs --s3-access-key and --s3-secret-key")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    level = os.environ.get("BUCKETJOBS_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     serve(ServeOptions(data_dir, host, port, database_url, s3_endpoint, s3_access_key,
                        s3_secret_key, s3_region, tls_cert, tls_key, no_worker,

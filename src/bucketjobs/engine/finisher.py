@@ -33,7 +33,7 @@ async def finish_job(ctx: EngineContext, job_id: int) -> None:
         job = await progress.load_job(conn, job_id)
         if job is None or job.state not in progress.ACTIVE:
             return
-        partials = await _partial_sums(conn, job_id)
+        totals = await _partial_sums(conn, job_id)
         previous = (
             await conn.execute(
                 select(bucket_metrics.c.metrics).where(
@@ -45,7 +45,7 @@ async def finish_job(ctx: EngineContext, job_id: int) -> None:
     op = OPERATIONS[JobType(job.job_type)]
     jctx = (await load_step(ctx, job)).op
     try:
-        result = await op.finish(jctx, [partials], previous)
+        result = await op.finish(jctx, totals, previous)
     except (StorageError, JobFailed) as exc:
         async with ctx.db.begin() as conn:
             await progress.finish(conn, ctx.clock, job_id, JobState.FAILED, message=str(exc))

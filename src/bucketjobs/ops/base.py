@@ -5,7 +5,7 @@
   return the plan every worker will see (at least `versions`: list versions or not).
 - `act` (per partition): handle one page of listing entries, return counter deltas and a
   partition-level partial result.
-- `finish` (once, after every partition): combine partials and commit the job's effect.
+- `finish` (once, after every partition): turn the summed partials into the job's result.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class Operation(Protocol):
     async def act(self, ctx: JobContext, entries: Sequence[Entry]) -> Delta: ...
 
     async def finish(
-        self, ctx: JobContext, partials: Sequence[Mapping[str, int]], previous: Any
+        self, ctx: JobContext, totals: Mapping[str, int], previous: Any
     ) -> dict[str, Any]:
-        """Combine partition partials into the job's `result` (and what to store)."""
+        """The job's `result` from its partitions' partials summed by key (and, for
+        METRIC_RECONCILIATION, what to store)."""
         ...

@@ -66,12 +66,9 @@ class MetricReconciliation:
         return Delta(processed=len(entries), bytes=counts["bytes"], partial=counts)
 
     async def finish(
-        self, ctx: JobContext, partials: Sequence[Mapping[str, int]], previous: Any
+        self, ctx: JobContext, totals: Mapping[str, int], previous: Any
     ) -> dict[str, Any]:
-        metrics = dict.fromkeys(METRIC_NAMES, 0)
-        for partial in partials:
-            for name, value in partial.items():
-                metrics[name] += int(value)
+        metrics = {name: int(totals.get(name, 0)) for name in METRIC_NAMES}
         async for upload in iter_uploads(ctx.client, ctx.bucket, prefix=ctx.common.prefix):
             metrics["incompleteUploadCount"] += 1
             metrics["incompleteUploadBytes"] += upload.size
