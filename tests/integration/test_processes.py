@@ -173,3 +173,31 @@ async def test_killed_worker_loses_nothing(stack, admin, s3, bucket):
     assert done["result"]["metrics"]["objectCount"] == 6000
     assert done["result"]["metrics"]["bytes"] == sum(i % 3 for i in range(6000))
     assert done["jobStats"]["processed"] == done["jobStats"]["total"] == 6000
+
+
+async def test_sigterm_hands_work_back(stack, admin, s3, bucket):
+    """SIGTERM a worker mid-job: it stops within its grace period, its aborted step is
+    queued again by the next worker's recovery sweep, and the job ends exactly."""
+    await put_many(s3, bucket, ((f"t/{i:05d}", b"t") for i in range(15000)))
+    stack.stop_workers()
+    try:
+        first = stack.start_worker(2)
+        job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=1000)
+        job_id = job["jobId"]["id"]
+        while (await admin.status(job_id))["jobStats"]["processed"] == 0:
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
+        assert first.stop(timeout=30) is not None
+        assert time.monotonic() - started < 20, "graceful shutdown took too long"
+        stack.workers.remove(first)
+        partway = await admin.status(job_id)
+        assert partway["jobState"] == "EXECUTING"
+        assert 0 < partway["jobStats"]["processed"] < 15000
+        stack.start_worker()
+        done = await admin.wait(job_id, timeout=120)
+    finally:
+        stack.stop_workers()
+        stack.start_worker()
+    assert done["jobState"] == "COMPLETE", done["message"]
+    assert done["jobStats"]["processed"] == done["jobStats"]["total"] == 15000
+    assert done["result"]["metrics"]["objectCount"] == 15000
