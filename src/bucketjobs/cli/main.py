@@ -76,6 +76,14 @@ def worker_command(
             " --no-inline queues every partition so all workers share them.",
         ),
     ] = True,
+    stalled_after: Annotated[
+        float,
+        typer.Option(
+            envvar="BUCKETJOBS_STALLED_AFTER",
+            help="Seconds without a heartbeat before a worker counts as dead and its steps"
+            " are handed to others (heartbeats every quarter of this).",
+        ),
+    ] = 20.0,
 ) -> None:
     """Run a worker process against a shared database (any number, on any host)."""
     from bucketjobs.db.migrate import upgrade
@@ -87,7 +95,14 @@ def worker_command(
     upgrade(database_url)
     data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(
-        run_worker(database_url, data_dir.resolve(), concurrency=concurrency, inline=inline)
+        run_worker(
+            database_url,
+            data_dir.resolve(),
+            concurrency=concurrency,
+            inline=inline,
+            heartbeat_interval=stalled_after / 4,
+            stalled_after=stalled_after,
+        )
     )
 
 
