@@ -47,8 +47,7 @@ async def finish_job(ctx: EngineContext, job_id: int) -> None:
     try:
         result = await op.finish(jctx, totals, previous)
     except (StorageError, JobFailed) as exc:
-        async with ctx.db.begin() as conn:
-            await progress.finish(conn, ctx.clock, job_id, JobState.FAILED, message=str(exc))
+        await progress.fail_job(ctx.db, ctx.clock, job_id, str(exc))
         return
 
     async with ctx.db.begin() as conn:

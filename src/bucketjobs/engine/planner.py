@@ -19,7 +19,7 @@ from bucketjobs.engine import progress, queue
 from bucketjobs.engine.context import EngineContext
 from bucketjobs.engine.finisher import finish_job
 from bucketjobs.engine.jobctx import Step, load_step
-from bucketjobs.jobs.model import JobState, JobType
+from bucketjobs.jobs.model import JobType
 from bucketjobs.ops.base import JobFailed
 from bucketjobs.ops.registry import OPERATIONS
 from bucketjobs.storage.listing import Entry, OrderError, iter_range
@@ -52,17 +52,11 @@ async def plan(ctx: EngineContext, job_id: int, partition_entries: int = PARTITI
                 job = await progress.load_job(conn, job_id)
             step = await load_step(ctx, job)
         await _enumerate(ctx, step, partition_entries)
-    except JobFailed as exc:
-        await _fail(ctx, job_id, str(exc))
-    except OrderError as exc:
-        await _fail(ctx, job_id, str(exc))
+    except (JobFailed, OrderError) as exc:
+        await progress.fail_job(ctx.db, ctx.clock, job_id, str(exc))
     except StorageError as exc:
-        await _fail(ctx, job_id, f"listing bucket {job.bucket_name!r} failed: {exc}")
-
-
-async def _fail(ctx: EngineContext, job_id: int, message: str) -> None:
-    async with ctx.db.begin() as conn:
-        await progress.finish(conn, ctx.clock, job_id, JobState.FAILED, message=message)
+        message = f"listing bucket {job.bucket_name!r} failed: {exc}"
+        await progress.fail_job(ctx.db, ctx.clock, job_id, message)
 
 
 FLUSH_SECONDS = 0.25  # planned partitions are written at most this long after they are cut

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, case, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bucketjobs.clock import Clock
 from bucketjobs.db.models import job_partitions, jobs
@@ -68,6 +68,12 @@ class Planned:
     entries: int
     selected: int
     delta: Delta | None = None
+
+
+async def fail_job(db: AsyncEngine, clock: Clock, job_id: int, message: str) -> None:
+    """End an active job as FAILED with `message`, in a transaction of its own."""
+    async with db.begin() as conn:
+        await finish(conn, clock, job_id, JobState.FAILED, message=message)
 
 
 async def add_partitions(

@@ -56,10 +56,7 @@ async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
                     return
                 delta.add(await op.act(step.op, page))
     except (StorageError, JobFailed) as exc:
-        async with ctx.db.begin() as conn:
-            await progress.finish(
-                conn, ctx.clock, job_id, JobState.FAILED, message=f"partition {seq}: {exc}"
-            )
+        await progress.fail_job(ctx.db, ctx.clock, job_id, f"partition {seq}: {exc}")
         return
 
     try:
