@@ -73,6 +73,40 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 
 @pytest.fixture(scope="session")
+def remote_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A second SeaweedFS: another S3 endpoint, for cross-endpoint replication."""
+    seaweed = EmbeddedSeaweed(tmp_path_factory.mktemp("seaweedfs-remote"))
+    creds = seaweed.start()
+    yield Store(seaweed.endpoint, creds.access_key, creds.secret_key)
+    seaweed.stop()
+
+
+def component_body(endpoint: str, access_key: str, secret_key: str, label: str) -> dict[str, Any]:
+    scheme, _, rest = endpoint.partition("://")
+    host, _, port = rest.partition(":")
+    config = {"label": label, "host": host, "port": int(port), "uriScheme": scheme,
+              "accessKey": access_key, "secretKey": secret_key}  # fmt: skip
+    return {"storageType": "GENERIC_S3", "storageComponentConfig": config}
+
+
+@pytest.fixture(scope="session")
+async def remote_component(admin: Mapi, remote_store: Store) -> int:
+    """The second SeaweedFS registered as a (non-primary) storage component."""
+    body = component_body(
+        remote_store.endpoint, remote_store.access_key, remote_store.secret_key, "remote"
+    )
+    return int((await admin.ok("/storage_component/create", body))["id"])
+
+
+@pytest.fixture(scope="session")
+async def remote_s3(remote_store: Store) -> AsyncIterator[Any]:
+    async with s3_client(
+        remote_store.endpoint, remote_store.access_key, remote_store.secret_key
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, store: Store
 ) -> Iterator[Stack]:

@@ -48,9 +48,14 @@ class Mapi:
     ) -> httpx.Response:
         if self.token is None:
             await self.login()
-        all_headers = {"Authorization": f"Bearer {self.token}", **await self.csrf_headers()}
-        all_headers.update(headers or {})
-        return await self.http.post(f"/mapi/v1{path}", json=body, headers=all_headers)
+        for attempt in (1, 2):
+            all_headers = {"Authorization": f"Bearer {self.token}", **await self.csrf_headers()}
+            all_headers.update(headers or {})
+            response = await self.http.post(f"/mapi/v1{path}", json=body, headers=all_headers)
+            if response.status_code != 401 or "token expired" not in response.text or attempt == 2:
+                return response
+            await self.login()  # access tokens are short-lived: log in again once
+        raise AssertionError("unreachable")
 
     async def ok(self, path: str, body: Any = None, **kw: Any) -> dict[str, Any]:
         response = await self.post(path, body, **kw)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from bucketjobs import __version__
-from bucketjobs.api import buckets, errors, health, identity, jobs
+from bucketjobs.api import buckets, components, errors, health, identity, jobs
 from bucketjobs.api.schemas import REQUEST_SCHEMAS, complete_responses
 from bucketjobs.api.state import ApiState
 from bucketjobs.api.storage import PrimaryStore
@@ -86,6 +86,7 @@ def create_app(
         app.include_router(identity.mapi, prefix=prefix)
         app.include_router(jobs.router, prefix=prefix)
         app.include_router(buckets.router, prefix=prefix)
+        app.include_router(components.router, prefix=prefix)
     app.include_router(identity.oidc)
     app.include_router(health.router)
 

@@ -1,4 +1,4 @@
-"""`/mapi/v1/jobs/*`: create, list, status, cancel."""
+"""`/mapi/v1/jobs/*`: create, list, status, cancel, failures."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from bucketjobs.api.errors import ApiError
 from bucketjobs.api.schemas import (
     CreateJobBody,
     CreateJobResponse,
+    FailuresBody,
+    FailuresResponse,
     JobIdBody,
     JobStatusResponse,
     ListJobsBody,
@@ -21,7 +23,7 @@ from bucketjobs.api.schemas import (
 from bucketjobs.api.security import require, state_of
 from bucketjobs.auth import permissions as perm
 from bucketjobs.jobs.service import Caller, ListQuery, check_job_id
-from bucketjobs.jobs.wire import job_view
+from bucketjobs.jobs.wire import failure_view, job_view
 
 router = APIRouter(tags=["jobs"])
 COMMON_ERRORS = (400, 401, 403, 405, 413, 500, 503)
@@ -45,7 +47,7 @@ async def create_job(
         body.bucketName,
         body.jobParams,
         component_id=await storage.primary_id(),
-        bucket_exists=storage.bucket_exists,
+        storage=storage,
         idempotency_key=request.headers.get("idempotency-key"),
     )
     return {"jobStatus": job_view(row)}
@@ -77,7 +79,7 @@ async def list_jobs(
     return result
 
 
-def _job_id(body: JobIdBody) -> int:
+def _job_id(body: JobIdBody | FailuresBody) -> int:
     try:
         return check_job_id(body.jobId.id)
     except Exception as exc:
@@ -109,3 +111,24 @@ async def cancel_job(
 ) -> dict[str, Any]:
     job_id = _job_id(parse(JobIdBody, await json_object(request)))
     return {"status": job_view(await state_of(request).jobs.cancel(caller, job_id))}
+
+
+@router.post(
+    "/jobs/failures",
+    response_model=FailuresResponse,
+    response_model_exclude_unset=True,
+    responses=errors(404, *COMMON_ERRORS),
+    openapi_extra=request_body(FailuresBody),
+)
+async def job_failures(
+    request: Request, caller: Caller = Depends(require(perm.JOBS_STATUS))
+) -> dict[str, Any]:
+    body = parse(FailuresBody, await json_object(request))
+    page_size = 100 if body.pageSize is None else body.pageSize
+    rows, token = await state_of(request).jobs.failures(
+        caller, _job_id(body), page_size, body.pageToken
+    )
+    result: dict[str, Any] = {"failures": [failure_view(row) for row in rows]}
+    if token:
+        result["pageToken"] = token
+    return result

@@ -37,6 +37,13 @@ class JobIdBody(BaseModel):
     jobId: IdRef
 
 
+class FailuresBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    jobId: IdRef
+    pageSize: StrictInt | None = None
+    pageToken: StrictStr | None = None
+
+
 class BucketBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     bucketName: StrictStr
@@ -71,6 +78,21 @@ class CreateJobResponse(BaseModel):
 
 class JobStatusResponse(BaseModel):
     status: Job
+
+
+class ObjectFailure(BaseModel):
+    key: str
+    versionId: str | None
+    errorCode: str
+    httpStatus: int | None
+    message: str
+    attempts: int
+    time: str
+
+
+class FailuresResponse(BaseModel):
+    failures: list[ObjectFailure]
+    pageToken: str | None = Field(default=None, description="present only when more exist")
 
 
 class ListJobsResponse(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -9,6 +10,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bucketjobs.api.errors import ApiError
+from bucketjobs.ops.replicate import replication_destination
 from bucketjobs.storage.components import Component, load_primary
 from bucketjobs.storage.retry import StorageError, with_retries
 from bucketjobs.storage.s3 import open_client
@@ -51,6 +53,12 @@ class PrimaryStore:
             raise ApiError(503, "the primary storage is unavailable", exc.code) from None
         return True
 
+    async def replication_destination(self, bucket: str) -> str | None:
+        try:
+            return await replication_destination(await self.client(), bucket)
+        except StorageError as exc:
+            raise ApiError(503, "the primary storage is unavailable", exc.code) from None
+
     async def ping(self) -> bool:
         client = await self.client()
         try:
@@ -58,6 +66,13 @@ class PrimaryStore:
         except (StorageError, ClientError):
             return False
         return True
+
+    def forget(self) -> None:
+        """The primary component changed: load it again on next use."""
+        self._component = None
+        client_cm, self._client, self._client_cm = self._client_cm, None, None
+        if client_cm is not None:
+            asyncio.get_running_loop().create_task(client_cm.__aexit__(None, None, None))
 
     async def close(self) -> None:
         if self._client_cm is not None:

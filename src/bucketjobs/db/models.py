@@ -68,6 +68,8 @@ jobs = Table(
     Column("result", JSONB),
     # What the job's preparation found (e.g. whether to list versions), for every worker.
     Column("plan", JSONB),
+    # BATCH_REPLICATE with replicationFilter=FAILED: the job whose failed keys it copies.
+    Column("source_job_id", Integer),
     Column("total", BigInteger, nullable=False, server_default="0"),
     Column("processed", BigInteger, nullable=False, server_default="0"),
     Column("failed", BigInteger, nullable=False, server_default="0"),
@@ -129,6 +131,7 @@ job_failures = Table(
     Column("attempts", Integer, nullable=False),
     Column("time", DateTime(timezone=True), nullable=False),
     Index("ix_job_failures_job", "job_id", "id"),
+    Index("ix_job_failures_key", "job_id", text('key COLLATE "C"')),
 )
 
 bucket_metrics = Table(

@@ -8,30 +8,43 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec
+from typing import Concatenate, ParamSpec
 
 import procrastinate
 
-from bucketjobs.engine import finisher, planner, queue, runner
+from bucketjobs.engine import finisher, planner, progress, queue, runner
 from bucketjobs.engine.context import EngineContext
 
-# Unexpected errors (database blips) retry the step; our steps are idempotent.
-RETRY = procrastinate.RetryStrategy(max_attempts=20, wait=1, exponential_wait=2)
+# Unexpected errors (database blips) retry the step; our steps are idempotent. A step that
+# still fails after MAX_ATTEMPTS retries (waits 2 s, 4 s, ... about 34 minutes in all) ends
+# its job FAILED rather than leaving it active for ever.
+MAX_ATTEMPTS = 10
+RETRY = procrastinate.RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=1, exponential_wait=2)
 
 _context: EngineContext | None = None
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 
 
-def _logged(step: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
-    """Log a failing step with its traceback before procrastinate schedules the retry."""
+def _logged(
+    step: Callable[Concatenate[procrastinate.JobContext, P], Awaitable[None]],
+) -> Callable[Concatenate[procrastinate.JobContext, P], Awaitable[None]]:
+    """Log a failing step with its traceback before procrastinate schedules the retry; on
+    the last attempt, fail the job with the error as its message."""
 
     @functools.wraps(step)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+    async def wrapper(context: procrastinate.JobContext, *args: P.args, **kwargs: P.kwargs) -> None:
         try:
-            await step(*args, **kwargs)
-        except Exception:
-            log.exception("%s%s failed; it will be retried", step.__name__, kwargs or args)
+            await step(context, *args, **kwargs)
+        except Exception as exc:
+            attempts = context.job.attempts + 1
+            if context.job.attempts < MAX_ATTEMPTS:
+                log.exception("%s%s failed; it will be retried", step.__name__, kwargs)
+                raise
+            log.exception("%s%s failed %d times; failing the job", step.__name__, kwargs, attempts)
+            job_id = int(kwargs["job_id"])  # type: ignore[call-overload]
+            message = f"internal error after {attempts} attempts: {type(exc).__name__}: {exc}"
+            await progress.fail_job(_ctx().db, _ctx().clock, job_id, message[:2000])
             raise
 
     return wrapper
@@ -53,21 +66,21 @@ def build_app(conninfo: str, pool_size: int = 10) -> procrastinate.App:
         connector=procrastinate.PsycopgConnector(conninfo=conninfo, min_size=1, max_size=pool_size)
     )
 
-    @app.task(name=queue.PLAN_TASK, queue=queue.QUEUE, retry=RETRY)
+    @app.task(name=queue.PLAN_TASK, queue=queue.QUEUE, retry=RETRY, pass_context=True)
     @_logged
-    async def plan_task(job_id: int) -> None:
+    async def plan_task(_: procrastinate.JobContext, job_id: int) -> None:
         ctx = _ctx()
         await ctx.run_for_job(job_id, planner.plan(ctx, job_id))
 
-    @app.task(name=queue.PARTITION_TASK, queue=queue.QUEUE, retry=RETRY)
+    @app.task(name=queue.PARTITION_TASK, queue=queue.QUEUE, retry=RETRY, pass_context=True)
     @_logged
-    async def partition_task(job_id: int, seq: int) -> None:
+    async def partition_task(_: procrastinate.JobContext, job_id: int, seq: int) -> None:
         ctx = _ctx()
         await ctx.run_for_job(job_id, runner.run_partition(ctx, job_id, seq))
 
-    @app.task(name=queue.FINISH_TASK, queue=queue.QUEUE, retry=RETRY)
+    @app.task(name=queue.FINISH_TASK, queue=queue.QUEUE, retry=RETRY, pass_context=True)
     @_logged
-    async def finish_task(job_id: int) -> None:
+    async def finish_task(_: procrastinate.JobContext, job_id: int) -> None:
         ctx = _ctx()
         await ctx.run_for_job(job_id, finisher.finish_job(ctx, job_id))
 

@@ -17,8 +17,9 @@ from bucketjobs.clock import Clock
 from bucketjobs.engine.limits import JobLimits
 from bucketjobs.jobs.params import CommonParams
 from bucketjobs.storage.components import Component, load_component
-from bucketjobs.storage.lister import S3Lister
+from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.s3 import open_client
+from bucketjobs.storage.store import Store
 
 
 class EngineContext:
@@ -38,7 +39,7 @@ class EngineContext:
         self.inline = inline  # planners act on pure jobs' pages themselves (planner.py)
         self._components: dict[int, Component] = {}
         self._clients: dict[int, Any] = {}
-        self._listers: dict[int, S3Lister] = {}
+        self._http: dict[int, S3Http] = {}
         self._client_lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()
         self.cancelled: set[int] = set()
@@ -64,16 +65,23 @@ class EngineContext:
                 )
             return self._clients[component_id]
 
-    async def lister(self, component_id: int) -> S3Lister:
-        """The lean listing client of a component (see storage/lister.py)."""
-        if component_id not in self._listers:
-            lister = S3Lister(await self.component(component_id), self.max_requests)
-            if component_id in self._listers:
-                await lister.close()
+    async def http(self, component_id: int) -> S3Http:
+        """The signed-request pool of a component (storage/http.py), one per process."""
+        if component_id not in self._http:
+            http = S3Http(await self.component(component_id), self.max_requests)
+            if component_id in self._http:
+                await http.close()
             else:
-                self._listers[component_id] = lister
-                self._stack.push_async_callback(lister.close)
-        return self._listers[component_id]
+                self._http[component_id] = http
+                self._stack.push_async_callback(http.close)
+        return self._http[component_id]
+
+    async def store(self, component_id: int) -> Store:
+        return Store(
+            await self.component(component_id),
+            await self.http(component_id),
+            await self.client(component_id),
+        )
 
     def limits(self, job_id: int, common: CommonParams) -> JobLimits:
         """This process's share of the job's `maxConcurrency` and `rateLimit`."""

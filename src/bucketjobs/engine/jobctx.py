@@ -1,15 +1,26 @@
-"""Build what a step needs from a job row: the op's `JobContext` and the listing setup."""
+"""Build what a step needs from a job row: the op's `JobContext` and where its keys come from.
+
+A job's keys come from a listing of its bucket, except for a BATCH_REPLICATE re-run of
+failed keys, whose keys come from the failures its source job recorded (in byte order, so
+the same key-range partitions work for both).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, select
+
+from bucketjobs.db.models import job_failures
 from bucketjobs.engine.context import EngineContext
 from bucketjobs.jobs.params import CommonParams
 from bucketjobs.ops.base import JobContext
-from bucketjobs.storage.lister import S3Lister
-from bucketjobs.storage.listing import LEXICOGRAPHIC
+from bucketjobs.storage.lister import Entry
+from bucketjobs.storage.listing import iter_range
+
+FAILED_KEYS_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -18,22 +29,75 @@ class Step:
 
     job: Any
     op: JobContext
-    lister: S3Lister
-    order: str
+    engine: EngineContext
 
     @property
     def versions(self) -> bool:
         return bool((self.job.plan or {}).get("versions", True))
 
+    def pages(
+        self,
+        start_after: str | None,
+        last_key: str | None = None,
+        next_key: str | None = None,
+        *,
+        check_order: bool = False,
+    ) -> AsyncIterator[list[Entry]]:
+        """Pages of the job's entries with keys in (start_after, last_key]."""
+        if self.op.source_job_id is not None:
+            return self._failed_keys(start_after, last_key)
+        return iter_range(
+            self.op.source.lister,
+            self.job.bucket_name,
+            versions=self.versions,
+            order=self.op.source.order,
+            prefix=self.op.common.prefix,
+            start_after=start_after,
+            last_key=last_key,
+            next_key=next_key,
+            check_order=check_order,
+        )
+
+    async def _failed_keys(
+        self, start_after: str | None, last_key: str | None
+    ) -> AsyncIterator[list[Entry]]:
+        """The distinct keys the source job failed on, in byte order; sizes are unknown (-1)."""
+        key = job_failures.c.key.collate("C")
+        after = start_after
+        while True:
+            query = (
+                select(key.label("key"))
+                .distinct()
+                .where(job_failures.c.job_id == self.op.source_job_id)
+            )
+            if self.op.common.prefix:
+                query = query.where(func.starts_with(job_failures.c.key, self.op.common.prefix))
+            if after is not None:
+                query = query.where(key > after)
+            if last_key is not None:
+                query = query.where(key <= last_key)
+            query = query.order_by(key).limit(FAILED_KEYS_PAGE)
+            async with self.engine.db.connect() as conn:
+                keys = (await conn.execute(query)).scalars().all()
+            if not keys:
+                return
+            yield [Entry(k, None, True, -1, "", "", False) for k in keys]
+            if len(keys) < FAILED_KEYS_PAGE:
+                return
+            after = keys[-1]
+
 
 async def load_step(ctx: EngineContext, job: Any) -> Step:
-    component = await ctx.component(job.component_id)
+    common = CommonParams.parse(job.params)
     op = JobContext(
         job_id=job.id,
         bucket=job.bucket_name,
         params=dict(job.params),
-        common=CommonParams.parse(job.params),
-        client=await ctx.client(job.component_id),
+        common=common,
+        plan=dict(job.plan or {}),
+        source=await ctx.store(job.component_id),
+        store=ctx.store,
+        source_job_id=job.source_job_id,
+        slot=ctx.limits(job.id, common).slot,
     )
-    order = str(component.config.get("listingOrder") or LEXICOGRAPHIC)
-    return Step(job, op, await ctx.lister(job.component_id), order)
+    return Step(job, op, ctx)

@@ -22,7 +22,7 @@ from bucketjobs.engine.jobctx import Step, load_step
 from bucketjobs.jobs.model import JobType
 from bucketjobs.ops.base import JobFailed
 from bucketjobs.ops.registry import OPERATIONS
-from bucketjobs.storage.listing import Entry, OrderError, iter_range
+from bucketjobs.storage.listing import Entry, OrderError
 from bucketjobs.storage.retry import StorageError
 
 PARTITION_ENTRIES = 1000
@@ -97,20 +97,11 @@ async def _enumerate(ctx: EngineContext, step: Step, partition_entries: int) -> 
     async def add(last_key: str | None, next_key: str | None, part: list[Entry]) -> None:
         nonlocal cursor
         selected = sum(1 for e in part if op.count_entry(e))
-        delta = await op.act(step.op, part) if inline else None
+        delta = await op.act(step.op, part, cursor) if inline else None
         cut.append(progress.Planned(cursor, last_key, next_key, len(part), selected, delta))
         cursor = last_key
 
-    pages = iter_range(
-        step.lister,
-        job.bucket_name,
-        versions=step.versions,
-        order=step.order,
-        prefix=step.op.common.prefix,
-        start_after=cursor,
-        check_order=True,
-    )
-    async for page in pages:
+    async for page in step.pages(cursor, check_order=True):
         if inline:
             await limits.operations(len(page))
         if job_id in ctx.cancelled:

@@ -10,7 +10,7 @@ from sqlalchemy import and_, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bucketjobs.clock import Clock
-from bucketjobs.db.models import job_partitions, jobs
+from bucketjobs.db.models import job_failures, job_partitions, jobs
 from bucketjobs.jobs.model import ACTIVE_STATES, JobState, states_before
 from bucketjobs.ops.base import Delta
 
@@ -134,8 +134,9 @@ async def add_partitions(
 async def commit_partition(
     conn: AsyncConnection, clock: Clock, job_id: int, seq: int, delta: Delta, worker: str
 ) -> Any:
-    """Mark a partition done and add its counters, exactly once. Returns the job row after,
-    None if the partition was already done; raises JobEnded if the job has ended."""
+    """Mark a partition done and add its counters and failures, exactly once. Returns the
+    job row after, None if the partition was already done; raises JobEnded if the job has
+    ended."""
     marked = await conn.execute(
         update(job_partitions)
         .where(
@@ -163,6 +164,23 @@ async def commit_partition(
     ).first()
     if row is None:
         raise JobEnded(job_id)  # roll the partition mark back with the transaction
+    if delta.failures:
+        await conn.execute(
+            job_failures.insert(),
+            [
+                {
+                    "job_id": job_id,
+                    "key": f.key,
+                    "version_id": f.version_id,
+                    "error_code": f.error_code,
+                    "http_status": f.http_status,
+                    "message": f.message[:1000],
+                    "attempts": f.attempts,
+                    "time": f.time,
+                }
+                for f in delta.failures
+            ],
+        )
     return row
 
 

@@ -6,6 +6,8 @@ Counters are committed once, with the partition's done mark: a partition that ru
 
 from __future__ import annotations
 
+import contextlib
+
 from sqlalchemy import select
 
 from bucketjobs.db.models import job_partitions
@@ -15,7 +17,6 @@ from bucketjobs.engine.jobctx import load_step
 from bucketjobs.jobs.model import JobState, JobType
 from bucketjobs.ops.base import Delta, JobFailed
 from bucketjobs.ops.registry import OPERATIONS
-from bucketjobs.storage.listing import iter_range
 from bucketjobs.storage.retry import StorageError
 
 
@@ -40,21 +41,16 @@ async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
     limits = ctx.limits(job_id, step.op.common)
     delta = Delta()
     try:
-        async with limits.slot():
-            async for page in iter_range(
-                step.lister,
-                job.bucket_name,
-                versions=step.versions,
-                order=step.order,
-                prefix=step.op.common.prefix,
-                start_after=part.start_after,
-                last_key=part.last_key,
-                next_key=part.next_key,
-            ):
+        # A pure op makes one request at a time (the listing): the partition takes a slot.
+        # Other ops take a slot per request they make (JobContext.slot).
+        async with limits.slot() if op.pure else contextlib.nullcontext():
+            after = part.start_after
+            async for page in step.pages(part.start_after, part.last_key, part.next_key):
                 await limits.operations(len(page))
                 if job_id in ctx.cancelled:
                     return
-                delta.add(await op.act(step.op, page))
+                delta.add(await op.act(step.op, page, after))
+                after = page[-1].key
     except (StorageError, JobFailed) as exc:
         await progress.fail_job(ctx.db, ctx.clock, job_id, f"partition {seq}: {exc}")
         return

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bucketjobs.auth import permissions as perm
 from bucketjobs.clock import Clock
-from bucketjobs.db.models import idempotency_keys, jobs
+from bucketjobs.db.models import idempotency_keys, job_failures, jobs
 from bucketjobs.engine import queue
-from bucketjobs.jobs import errors
+from bucketjobs.jobs import errors, replication
 from bucketjobs.jobs.model import ACTIVE_STATES, JobState, JobType
 from bucketjobs.jobs.pages import BadPageToken, PageTokens
 from bucketjobs.jobs.params import ParamError, normalize, valid_bucket_name
@@ -49,7 +49,12 @@ class ListQuery:
     page_token: str | None = None
 
 
-BucketCheck = Callable[[str], Awaitable[bool]]
+class SourceStore(Protocol):
+    """What creating a job asks of the primary store."""
+
+    async def bucket_exists(self, bucket: str) -> bool: ...
+
+    async def replication_destination(self, bucket: str) -> str | None: ...
 
 
 def check_job_id(job_id: int) -> int:
@@ -81,7 +86,7 @@ class JobService:
         job_params: Mapping[str, object] | None,
         *,
         component_id: int,
-        bucket_exists: BucketCheck,
+        storage: SourceStore,
         idempotency_key: str | None = None,
     ) -> Any:
         try:
@@ -107,9 +112,16 @@ class JobService:
                 earlier = await self._idempotent_job(conn, caller.user_id, idempotency_key)
                 if earlier is not None:
                     return earlier
-            if not await bucket_exists(bucket_name):
+            if not await storage.bucket_exists(bucket_name):
                 raise errors.NoSuchBucket(f"bucket {bucket_name!r} does not exist")
-            row = await self._insert(conn, caller, kind, bucket_name, params, component_id)
+            source_job_id = None
+            if kind is JobType.BATCH_REPLICATE:
+                source_job_id = await replication.check(
+                    conn, storage, component_id, bucket_name, params
+                )
+            row = await self._insert(
+                conn, caller, kind, bucket_name, params, component_id, source_job_id
+            )
             await queue.enqueue(conn, queue.PLAN_TASK, {"job_id": row.id}, lock=f"plan-{row.id}")
             if idempotency_key is not None:
                 await conn.execute(
@@ -144,6 +156,7 @@ class JobService:
         bucket_name: str,
         params: dict[str, str],
         component_id: int,
+        source_job_id: int | None,
     ) -> Any:
         now = self.clock.now()
         for _ in range(16):
@@ -161,6 +174,7 @@ class JobService:
                         component_id=component_id,
                         state=JobState.EXAMINING.value,
                         params=params,
+                        source_job_id=source_job_id,
                         created_at=now,
                         updated_at=now,
                     )
@@ -234,6 +248,30 @@ class JobService:
         if len(rows) > query.page_size:
             rows = rows[: query.page_size]
             token = self.pages.encode((rows[-1].created_at, rows[-1].id), filters)
+        return rows, token
+
+    async def failures(
+        self, caller: Caller, job_id: int, page_size: int, page_token: str | None
+    ) -> tuple[Sequence[Any], str | None]:
+        """The job's permanent failures in the order they were recorded, a page at a time."""
+        if not 1 <= page_size <= 1000:
+            raise errors.InvalidRequest("pageSize must be between 1 and 1000")
+        filters = {"failuresOf": job_id}
+        stmt = select(job_failures).where(job_failures.c.job_id == job_id)
+        if page_token:
+            try:
+                (last_id,) = self.pages.decode(page_token, filters)
+            except (BadPageToken, ValueError, TypeError) as exc:
+                raise errors.InvalidRequest(str(exc) or "pageToken is invalid") from None
+            stmt = stmt.where(job_failures.c.id > int(last_id))
+        stmt = stmt.order_by(job_failures.c.id).limit(page_size + 1)
+        async with self.db.connect() as conn:
+            await self._visible(conn, caller, job_id)
+            rows = (await conn.execute(stmt)).fetchall()
+        token = None
+        if len(rows) > page_size:
+            rows = rows[:page_size]
+            token = self.pages.encode((rows[-1].id,), filters)
         return rows, token
 
     # -- cancel ---------------------------------------------------------------------------

@@ -32,3 +32,15 @@ def job_view(row: Any) -> dict[str, Any]:
         "message": row.message,
         "result": row.result,
     }
+
+
+def failure_view(row: Any) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "versionId": row.version_id,
+        "errorCode": row.error_code,
+        "httpStatus": row.http_status,
+        "message": row.message,
+        "attempts": row.attempts,
+        "time": rfc3339_ms(row.time),
+    }

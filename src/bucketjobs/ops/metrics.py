@@ -61,7 +61,7 @@ class MetricReconciliation:
         )
         return {"versions": answer.get("Status") in ("Enabled", "Suspended")}
 
-    async def act(self, ctx: JobContext, entries: Sequence[Entry]) -> Delta:
+    async def act(self, ctx: JobContext, entries: Sequence[Entry], after: str | None) -> Delta:
         counts = count_entries(entries)
         return Delta(processed=len(entries), bytes=counts["bytes"], partial=counts)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from bucketjobs.jobs.model import JobType
 from bucketjobs.ops.base import Operation
 from bucketjobs.ops.metrics import MetricReconciliation
+from bucketjobs.ops.replicate import Replicate
 
 OPERATIONS: dict[JobType, Operation] = {
     JobType.METRIC_RECONCILIATION: MetricReconciliation(),
+    JobType.BATCH_REPLICATE: Replicate(),
 }

@@ -105,11 +105,14 @@ def _decrypt(row: Any, fernet: Fernet) -> Component:
 
 
 async def load_component(conn: AsyncConnection, fernet: Fernet, component_id: int) -> Component:
+    """The component `component_id`; LookupError if there is none."""
     row = (
         await conn.execute(
             select(storage_components).where(storage_components.c.id == component_id)
         )
-    ).one()
+    ).first()
+    if row is None:
+        raise LookupError(f"storage component {component_id} does not exist")
     return _decrypt(row, fernet)
 
 

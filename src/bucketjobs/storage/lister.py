@@ -2,8 +2,8 @@
 
 Why hand-written: listing is the hot path of every job, and botocore spends most of a
 listing's client time turning each XML page into dicts with typed fields (measured in
-docs/PERFORMANCE.md). Here one signed GET (botocore's SigV4 signer, once per 1,000 keys)
-goes out over aiohttp, and the page is scanned once with a regular expression straight
+docs/PERFORMANCE.md). Here one signed GET per 1,000 keys goes out over the component's
+pool (storage/http.py), and the page is scanned once with a regular expression straight
 into `Entry` objects. obstore lists faster still, but rewrites keys (it drops a trailing `/`)
 and cannot list versions, so it cannot be the source of truth for exact work.
 """
@@ -13,19 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Any, NamedTuple
-from urllib.parse import quote
+from typing import NamedTuple
 
-import aiohttp
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-from yarl import URL
-
-from bucketjobs.storage.components import Component
-from bucketjobs.storage.retry import S3ResponseError
+from bucketjobs.storage.http import S3Http
 
 # One pass over the page picks out, in document order, the tags an entry is made of.
 # S3 escapes `<` in text, so `[^<]*` is exactly an element's text.
@@ -125,31 +116,11 @@ def parse_page(body: bytes, *, versions: bool) -> Page:
     return Page(entries, truncated, entries[-1].key if entries else None)
 
 
-def _error(status: int, body: bytes) -> S3ResponseError:
-    try:
-        root = ET.fromstring(body)
-        code = root.findtext("Code") or str(status)
-        message = root.findtext("Message") or code
-    except ET.ParseError:
-        code, message = str(status), body[:200].decode("utf-8", "replace") or str(status)
-    return S3ResponseError(code, message, status)
-
-
 class S3Lister:
-    """Signed listing requests to one component, over a shared connection pool."""
+    """Listing pages of one component, over its signed-request pool."""
 
-    def __init__(self, component: Component, max_connections: int = 64) -> None:
-        self.endpoint = component.endpoint.rstrip("/")
-        self._signer = S3SigV4Auth(
-            Credentials(component.access_key, component.secret_key), "s3", component.region
-        )
-        timeout = aiohttp.ClientTimeout(
-            sock_connect=float(component.config.get("connectionTimeout") or 10),
-            sock_read=float(component.config.get("socketTimeout") or 60),
-        )
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections), timeout=timeout
-        )
+    def __init__(self, http: S3Http) -> None:
+        self.http = http
 
     async def page(
         self,
@@ -176,20 +147,5 @@ class S3Lister:
                 query["start-after"] = after
         if prefix:
             query["prefix"] = prefix
-        encoded = "&".join(
-            f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items())
-        )
-        url = f"{self.endpoint}/{quote(bucket, safe='')}?{encoded}"
-        request = AWSRequest(
-            method="GET", url=url, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
-        )
-        self._signer.add_auth(request)
-        headers: dict[str, Any] = dict(request.headers.items())
-        async with self._session.get(URL(url, encoded=True), headers=headers) as response:
-            body = await response.read()
-            if response.status != 200:
-                raise _error(response.status, body)
+        _, _, body = await self.http.request("GET", bucket, query=query)
         return parse_page(body, versions=versions)
-
-    async def close(self) -> None:
-        await self._session.close()

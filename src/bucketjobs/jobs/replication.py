@@ -1,0 +1,84 @@
+"""BATCH_REPLICATE's rules at create time: a job that cannot work is refused with a 400.
+
+Checked here, before a job exists: the destination component exists and is ACTIVE; there is
+a destination bucket (the parameter, or the source bucket's replication configuration); the
+destination is not where the job reads from; a FAILED re-run has a finished job to take its
+keys from.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bucketjobs.db.models import jobs, storage_components
+from bucketjobs.jobs import errors
+from bucketjobs.jobs.model import TERMINAL_STATES, JobType
+
+
+class ReplicationSource(Protocol):
+    async def replication_destination(self, bucket: str) -> str | None: ...
+
+
+def writes_into_source(same_bucket: bool, prefix: str, destination_prefix: str) -> bool:
+    """Whether copies would land among the keys the job lists (and be copied again)."""
+    return same_bucket and (destination_prefix + prefix).startswith(prefix)
+
+
+async def check(
+    conn: AsyncConnection,
+    storage: ReplicationSource,
+    component_id: int,
+    bucket: str,
+    params: dict[str, str],
+) -> int | None:
+    """Raise InvalidRequest for a job that cannot run; return a FAILED re-run's source job."""
+    destination_component = int(params.get("destinationComponent") or component_id)
+    row: Any = (
+        await conn.execute(
+            select(storage_components.c.state).where(
+                storage_components.c.id == destination_component
+            )
+        )
+    ).first()
+    if row is None:
+        raise errors.InvalidRequest(
+            f"jobParams.destinationComponent {destination_component} is not a storage component"
+        )
+    if row.state != "ACTIVE":
+        raise errors.InvalidRequest(
+            f"jobParams.destinationComponent {destination_component} is {row.state}"
+        )
+    destination = params.get("destinationBucket")
+    if destination is None:
+        destination = await storage.replication_destination(bucket)
+        if destination is None:
+            raise errors.InvalidRequest(
+                "jobParams.destinationBucket is required: bucket"
+                f" {bucket!r} has no replication configuration with an enabled rule"
+            )
+    same = destination_component == component_id and destination == bucket
+    if writes_into_source(same, params.get("prefix", ""), params.get("destinationPrefix", "")):
+        raise errors.InvalidRequest(
+            "the destination is the source: copies would land among the keys being copied"
+        )
+    if params.get("replicationFilter", "MISSING").upper() != "FAILED":
+        return None
+    source = await conn.scalar(
+        select(jobs.c.id)
+        .where(
+            jobs.c.component_id == component_id,
+            jobs.c.bucket_name == bucket,
+            jobs.c.job_type == JobType.BATCH_REPLICATE.value,
+            jobs.c.state.in_([s.value for s in TERMINAL_STATES]),
+        )
+        .order_by(jobs.c.completed_at.desc(), jobs.c.id.desc())
+        .limit(1)
+    )
+    if source is None:
+        raise errors.InvalidRequest(
+            f"replicationFilter FAILED: bucket {bucket!r} has no finished BATCH_REPLICATE job"
+        )
+    return int(source)

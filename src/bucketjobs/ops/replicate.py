@@ -1,0 +1,220 @@
+"""BATCH_REPLICATE: copy the bucket's current objects to a destination bucket.
+
+`prepare` settles the destination once for every worker (the plan): component, bucket,
+prefix, and whether copies are server-side. Each page is then compared against the
+destination *by listing it* — one request per thousand keys instead of a HEAD per object —
+and what is missing or different is copied, many objects at a time.
+
+Only current versions are copied (ListObjectsV2): a destination gets the bucket as a
+reader sees it now, not its history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bucketjobs.ops.base import Delta, Failure, JobContext, JobFailed
+from bucketjobs.storage.copy import server_side_copy, streamed_copy
+from bucketjobs.storage.listing import sort_key
+from bucketjobs.storage.retry import StorageError, with_retries
+from bucketjobs.storage.store import Store
+
+ALL, MISSING, FAILED = "ALL", "MISSING", "FAILED"
+LANES = 64  # objects in flight per page; the component's pool caps the process
+
+
+def is_md5_etag(etag: str) -> bool:
+    """A single-part upload's ETag is the MD5 of the bytes; a multipart one is not."""
+    return len(etag) == 32 and "-" not in etag
+
+
+def identical(source: Any, destination: Any) -> bool:
+    """MISSING's rule: the destination already holds this object.
+
+    Same size, and the same ETag when both are content MD5s. When either was written in
+    parts its ETag says nothing about the bytes: a copy no older than the source counts.
+    """
+    if destination is None or source.size != destination.size:
+        return False
+    if is_md5_etag(source.etag) and is_md5_etag(destination.etag):
+        return bool(source.etag == destination.etag)
+    return bool(destination.last_modified >= source.last_modified)
+
+
+def destination_of(plan: Mapping[str, Any]) -> tuple[int, str, str]:
+    dest = plan["destination"]
+    return int(dest["component"]), str(dest["bucket"]), str(dest.get("prefix", ""))
+
+
+async def replication_destination(client: Any, bucket: str) -> str | None:
+    """The destination bucket named by the first enabled rule of the bucket's S3
+    replication configuration, if it has one."""
+    try:
+        answer = await with_retries(lambda: client.get_bucket_replication(Bucket=bucket))
+    except StorageError as exc:
+        if exc.http_status == 404 or "NotFound" in exc.code:
+            return None
+        raise
+    for rule in answer.get("ReplicationConfiguration", {}).get("Rules", []):
+        if rule.get("Status") == "Enabled":
+            arn = str(rule.get("Destination", {}).get("Bucket", ""))
+            return arn.rsplit(":", 1)[-1] or None
+    return None
+
+
+class Replicate:
+    pure = False
+
+    def count_entry(self, entry: Any) -> bool:
+        return not entry.delete_marker
+
+    async def prepare(self, ctx: JobContext) -> dict[str, Any]:
+        params = ctx.params
+        bucket = params.get("destinationBucket") or await replication_destination(
+            ctx.client, ctx.bucket
+        )
+        if not bucket:
+            raise JobFailed(
+                f"no destinationBucket, and bucket {ctx.bucket!r} has no replication rule"
+                " naming one"
+            )
+        component = int(params.get("destinationComponent") or ctx.source.id)
+        try:
+            dest = await ctx.store(component)
+        except LookupError as exc:
+            raise JobFailed(f"destination component {component} does not exist") from exc
+        try:
+            await with_retries(lambda: dest.client.head_bucket(Bucket=bucket), attempts=4)
+        except StorageError as exc:
+            where = f"destination bucket {bucket!r} on component {component} ({dest.http.endpoint})"
+            if exc.http_status == 404:
+                raise JobFailed(f"{where} does not exist") from exc
+            raise JobFailed(f"{where} is unreachable: {exc}") from exc
+        return {
+            "versions": False,
+            "destination": {
+                "component": component,
+                "bucket": bucket,
+                "prefix": params.get("destinationPrefix", ""),
+            },
+            "filter": params.get("replicationFilter", MISSING).upper(),
+            "serverSide": component == ctx.source.id,
+        }
+
+    async def act(self, ctx: JobContext, entries: Sequence[Any], after: str | None) -> Delta:
+        component, bucket, prefix = destination_of(ctx.plan)
+        dest = await ctx.store(component)
+        delta = Delta()
+        todo = [e for e in entries if not e.delete_marker]
+        if ctx.plan["filter"] == MISSING:
+            present = await _listed(dest, bucket, prefix, ctx.common.prefix, after, todo)
+            copy = [e for e in todo if not identical(e, present.get(prefix + e.key))]
+            delta.skipped = len(todo) - len(copy)
+            todo = copy
+        if ctx.common.dry_run:
+            delta.processed = len(todo)
+            delta.partial = {"bytesCopied": 0}
+            return delta
+
+        server_side = bool(ctx.plan["serverSide"])
+        pending = iter(todo)
+
+        async def copy_one(entry: Any) -> int:
+            size = entry.size
+            if server_side:
+                if size < 0:  # a FAILED re-run knows keys, not sizes
+                    _, head, _ = await ctx.source.http.request("HEAD", ctx.bucket, entry.key)
+                    size = int(head.get("Content-Length", "0"))
+                await server_side_copy(
+                    ctx.source.http, ctx.bucket, entry.key, bucket, prefix + entry.key, size
+                )
+                return size
+            return await streamed_copy(
+                ctx.source.http, dest.http, ctx.bucket, entry.key, bucket, prefix + entry.key
+            )
+
+        async def lane() -> None:
+            for entry in pending:
+                try:
+                    async with ctx.slot():
+                        copied = await with_retries(functools.partial(copy_one, entry))
+                except StorageError as exc:
+                    if exc.http_status is None:
+                        # No answer at all after every retry: a store is down, not this object.
+                        raise JobFailed(f"copying {entry.key!r}: {exc}") from exc
+                    if exc.http_status == 404 and entry.size < 0:
+                        delta.skipped += 1  # failed before, deleted since: nothing to copy
+                        continue
+                    delta.failed += 1
+                    delta.failures.append(
+                        Failure(entry.key, None, exc.code, exc.http_status, exc.message,
+                                exc.attempts, dt.datetime.now(dt.UTC))
+                    )  # fmt: skip
+                else:
+                    delta.processed += 1
+                    delta.bytes += copied
+
+        try:
+            async with asyncio.TaskGroup() as lanes:  # one lane failing the job stops all
+                for _ in range(min(LANES, len(todo))):
+                    lanes.create_task(lane())
+        except* JobFailed as group:
+            raise group.exceptions[0] from None
+        delta.partial = {"bytesCopied": delta.bytes}
+        return delta
+
+    async def finish(
+        self, ctx: JobContext, totals: Mapping[str, int], previous: Any
+    ) -> dict[str, Any]:
+        component, bucket, prefix = destination_of(ctx.plan)
+        result: dict[str, Any] = {
+            "bytesCopied": int(totals.get("bytesCopied", 0)),
+            "destination": {"component": component, "bucket": bucket, "prefix": prefix},
+            "replicationFilter": ctx.plan["filter"],
+            "versions": "current versions only",
+        }
+        if ctx.source_job_id is not None:
+            result["failedKeysOf"] = {"id": ctx.source_job_id}
+        return result
+
+
+async def _listed(
+    dest: Store,
+    bucket: str,
+    dest_prefix: str,
+    prefix: str,
+    after: str | None,
+    entries: Sequence[Any],
+) -> dict[str, Any]:
+    """The destination's entries for `entries`' keys, from a listing of the same key range.
+
+    Pages are read until every wanted key is found or passed (in the destination's order),
+    so a destination with many other keys costs more pages, never a wrong answer: a key not
+    seen is copied, and copying is idempotent.
+    """
+    wanted = {dest_prefix + e.key for e in entries}
+    if not wanted:
+        return {}
+    order = sort_key(dest.order)
+    last = max(order(k) for k in wanted)
+    found: dict[str, Any] = {}
+    cursor = dest_prefix + after if after is not None else None
+    while True:
+        call = functools.partial(
+            dest.lister.page, bucket, versions=False, prefix=dest_prefix + prefix, after=cursor
+        )
+        try:
+            page = await with_retries(call)
+        except StorageError as exc:
+            message = f"listing the destination: {exc.message}"
+            raise StorageError(exc.code, message, exc.http_status, exc.attempts) from exc
+        for entry in page.entries:
+            if entry.key in wanted:
+                found[entry.key] = entry
+        if not page.truncated or not page.entries or order(page.entries[-1].key) >= last:
+            return found
+        cursor = page.entries[-1].key

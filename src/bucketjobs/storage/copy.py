@@ -1,0 +1,206 @@
+"""Copying one object with everything S3 keeps beside its bytes.
+
+Within one store the copy is server-side: CopyObject (metadata and tags copied by the
+store), or UploadPartCopy parts above CopyObject's 5 GiB limit. Across stores the bytes
+stream from the source's GET into the destination's PUT — or, above a threshold, into
+multipart UploadPart requests of `part_size`, read from the GET as they are sent: the
+process never holds more than a read buffer of an object.
+
+Kept: the bytes, Content-Type, Content-Encoding, Content-Disposition, Content-Language,
+Cache-Control, Expires, every `x-amz-meta-*` header, and the tag set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from bucketjobs.storage.http import S3Http, encode_key
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+COPY_OBJECT_LIMIT = 5 * GiB  # the largest object CopyObject (and a single PUT) accepts
+COPY_PART_SIZE = 512 * MiB
+STREAM_THRESHOLD = 16 * MiB  # cross-store: multipart above this size
+STREAM_PART_SIZE = 8 * MiB
+SMALL_OBJECT = 256 * 1024  # read whole: one buffer is cheaper than a streamed body
+
+STANDARD_HEADERS = (
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+)
+
+
+def carried_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a source object that its copy must carry."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in STANDARD_HEADERS or lower.startswith("x-amz-meta-"):
+            kept[lower] = value
+    return kept
+
+
+def copy_source(bucket: str, key: str) -> str:
+    return f"{quote(bucket, safe='')}/{encode_key(key)}"
+
+
+def parse_tags(body: bytes) -> list[tuple[str, str]]:
+    """A GetObjectTagging answer → [(key, value)], whatever its XML namespace."""
+    tags: list[tuple[str, str]] = []
+    for element in ET.fromstring(body).iter():
+        if element.tag.rsplit("}", 1)[-1] == "Tag":
+            fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in element}
+            tags.append((fields.get("Key", ""), fields.get("Value", "")))
+    return tags
+
+
+async def tagging_header(http: S3Http, bucket: str, key: str, headers: Mapping[str, str]) -> str:
+    """The source's tags as an `x-amz-tagging` value; no request when it says it has none."""
+    count = headers.get("x-amz-tagging-count") or headers.get("X-Amz-Tagging-Count")
+    if count is not None and int(count) == 0:
+        return ""
+    _, _, body = await http.request("GET", bucket, key, query={"tagging": ""})
+    return urlencode(parse_tags(body), quote_via=quote)
+
+
+def _upload_id(body: bytes) -> str:
+    for element in ET.fromstring(body).iter():
+        if element.tag.rsplit("}", 1)[-1] == "UploadId" and element.text:
+            return element.text
+    raise ValueError("CreateMultipartUpload answered without an UploadId")
+
+
+def _etag_of(body: bytes) -> str:
+    for element in ET.fromstring(body).iter():
+        if element.tag.rsplit("}", 1)[-1] == "ETag" and element.text:
+            return element.text
+    raise ValueError("UploadPartCopy answered without an ETag")
+
+
+def _complete_body(etags: list[str]) -> bytes:
+    parts = "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+        for n, etag in enumerate(etags, 1)
+    )
+    return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+
+
+class _Multipart:
+    """One multipart upload, aborted unless completed."""
+
+    def __init__(self, http: S3Http, bucket: str, key: str) -> None:
+        self.http, self.bucket, self.key = http, bucket, key
+        self.upload_id = ""
+        self.etags: list[str] = []
+
+    async def __aenter__(self) -> _Multipart:
+        return self
+
+    async def start(self, headers: Mapping[str, str]) -> None:
+        _, _, body = await self.http.request(
+            "POST", self.bucket, self.key, query={"uploads": ""}, headers=headers
+        )
+        self.upload_id = _upload_id(body)
+
+    async def part(self, headers: Mapping[str, str], data: Any = None) -> str:
+        query = {"partNumber": str(len(self.etags) + 1), "uploadId": self.upload_id}
+        _, answer_headers, body = await self.http.request(
+            "PUT", self.bucket, self.key, query=query, headers=headers, data=data
+        )
+        etag = answer_headers.get("ETag") or _etag_of(body)
+        self.etags.append(etag)
+        return etag
+
+    async def complete(self) -> None:
+        await self.http.request(
+            "POST", self.bucket, self.key, query={"uploadId": self.upload_id},
+            data=_complete_body(self.etags), headers={"content-type": "application/xml"},
+        )  # fmt: skip
+        self.upload_id = ""
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.upload_id:
+            query = {"uploadId": self.upload_id}
+            # The copy's own error is the one to report; a leftover upload is only litter.
+            with contextlib.suppress(Exception):
+                await self.http.request("DELETE", self.bucket, self.key, query=query, ok=(204, 200))
+
+
+async def server_side_copy(
+    http: S3Http,
+    src_bucket: str,
+    src_key: str,
+    dst_bucket: str,
+    dst_key: str,
+    size: int,
+    *,
+    limit: int = COPY_OBJECT_LIMIT,
+    part_size: int = COPY_PART_SIZE,
+) -> None:
+    """Copy within one store: the bytes never leave it."""
+    source = {"x-amz-copy-source": copy_source(src_bucket, src_key)}
+    if size <= limit:
+        # The store copies metadata and tags itself (directives default to COPY).
+        await http.request("PUT", dst_bucket, dst_key, headers=source)
+        return
+    _, head, _ = await http.request("HEAD", src_bucket, src_key)
+    headers = carried_headers(head)
+    tagging = await tagging_header(http, src_bucket, src_key, head)
+    if tagging:
+        headers["x-amz-tagging"] = tagging
+    async with _Multipart(http, dst_bucket, dst_key) as upload:
+        await upload.start(headers)
+        for start in range(0, size, part_size):
+            end = min(start + part_size, size) - 1
+            await upload.part({**source, "x-amz-copy-source-range": f"bytes={start}-{end}"})
+        await upload.complete()
+
+
+async def _take(stream: Any, count: int) -> AsyncIterator[bytes]:
+    """Exactly `count` bytes of a response body, chunk by chunk."""
+    while count > 0:
+        chunk = await stream.read(min(count, MiB))
+        if not chunk:
+            raise ConnectionResetError("the source object ended before its Content-Length")
+        count -= len(chunk)
+        yield chunk
+
+
+async def streamed_copy(
+    src: S3Http,
+    dst: S3Http,
+    src_bucket: str,
+    src_key: str,
+    dst_bucket: str,
+    dst_key: str,
+    *,
+    threshold: int = STREAM_THRESHOLD,
+    part_size: int = STREAM_PART_SIZE,
+) -> int:
+    """Copy between stores through this process; returns the bytes copied."""
+    async with src.stream(src_bucket, src_key) as response:
+        size = int(response.headers.get("Content-Length", "0"))
+        headers = carried_headers(response.headers)
+        tagging = await tagging_header(src, src_bucket, src_key, response.headers)
+        if tagging:
+            headers["x-amz-tagging"] = tagging
+        if size <= threshold:
+            headers["content-length"] = str(size)
+            data = await response.read() if size <= SMALL_OBJECT else _take(response.content, size)
+            await dst.request("PUT", dst_bucket, dst_key, headers=headers, data=data)
+            return size
+        async with _Multipart(dst, dst_bucket, dst_key) as upload:
+            await upload.start(headers)
+            for start in range(0, size, part_size):
+                length = min(part_size, size - start)
+                await upload.part({"content-length": str(length)}, _take(response.content, length))
+            await upload.complete()
+        return size

@@ -1,0 +1,120 @@
+"""Signed S3 requests over one aiohttp connection pool per component: the fast path.
+
+Listing and object operations go through here rather than through botocore: for small
+objects a job's cost is the per-request client work, and botocore's request pipeline
+(parameter validation, event hooks, XML models) is most of it. aiobotocore remains for
+rare calls (configuration reads, multipart upload listings) where convenience wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from bucketjobs.storage.components import Component
+from bucketjobs.storage.retry import S3ResponseError
+from bucketjobs.storage.sigv4 import SigV4Signer
+
+_SAFE = "-_.~"
+
+
+def encode_key(key: str) -> str:
+    """URI-encode an object key for a path (slashes kept), as SigV4 for S3 expects."""
+    return quote(key, safe="/" + _SAFE)
+
+
+def encode_query(query: Mapping[str, str]) -> str:
+    return "&".join(
+        f"{quote(k, safe=_SAFE)}={quote(v, safe=_SAFE)}" for k, v in sorted(query.items())
+    )
+
+
+def error_from(status: int, body: bytes) -> S3ResponseError:
+    """An S3 error answer → S3ResponseError with its code (or the status when bodiless)."""
+    try:
+        root = ET.fromstring(body)
+        code = root.findtext("Code") or str(status)
+        message = root.findtext("Message") or code
+    except ET.ParseError:
+        code = {404: "NotFound", 403: "AccessDenied"}.get(status, str(status))
+        message = body[:200].decode("utf-8", "replace") or code
+    return S3ResponseError(code, message, status)
+
+
+class S3Http:
+    """Signed requests to one component's endpoint (path-style addressing)."""
+
+    def __init__(self, component: Component, max_connections: int = 64) -> None:
+        self.endpoint = component.endpoint.rstrip("/")
+        self._host = self.endpoint.split("://", 1)[1]
+        self._signer = SigV4Signer(component.access_key, component.secret_key, component.region)
+        limit = int(component.config.get("maxConnections") or max_connections)
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=float(component.config.get("connectionTimeout") or 10),
+            sock_read=float(component.config.get("socketTimeout") or 60),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300),
+            timeout=timeout,
+            auto_decompress=False,  # objects are copied byte for byte, Content-Encoding kept
+            skip_auto_headers=("Content-Type",),
+        )
+
+    def _prepare(
+        self,
+        method: str,
+        bucket: str,
+        key: str | None,
+        query: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[URL, dict[str, str]]:
+        path = f"/{quote(bucket, safe='')}"
+        if key is not None:
+            path += "/" + encode_key(key)
+        encoded = encode_query(query) if query else ""
+        signed = self._signer.sign(
+            method, self._host, path, encoded, {k.lower(): v for k, v in (headers or {}).items()}
+        )
+        url = f"{self.endpoint}{path}" + (f"?{encoded}" if encoded else "")
+        return URL(url, encoded=True), signed
+
+    async def request(
+        self,
+        method: str,
+        bucket: str,
+        key: str | None = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: Any = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, Any, bytes]:
+        """One request, read whole (answers here are small XML or empty); raises
+        S3ResponseError on a status outside `ok` — and on a 200 carrying an error, which
+        CopyObject and CompleteMultipartUpload may send."""
+        url, signed = self._prepare(method, bucket, key, query, headers)
+        async with self._session.request(method, url, headers=signed, data=data) as response:
+            body = await response.read()
+            if response.status not in ok or (response.status == 200 and b"<Error>" in body[:256]):
+                raise error_from(response.status, body)
+            return response.status, response.headers, body
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, bucket: str, key: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET an object and hand back the open response, to be read in chunks."""
+        url, signed = self._prepare("GET", bucket, key, None, headers)
+        async with self._session.get(url, headers=signed) as response:
+            if response.status not in (200, 206):
+                raise error_from(response.status, await response.read())
+            yield response
+
+    async def close(self) -> None:
+        await self._session.close()

@@ -1,0 +1,287 @@
+"""BATCH_REPLICATE against real SeaweedFS: same store (server-side) and across endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import component_body
+from tests.support.faultproxy import FaultProxy
+from tests.support.objects import assert_same_objects, keys
+from tests.support.s3 import put_many
+
+MiB = 1024 * 1024
+N = 5000
+BIG = "media/big video.bin"
+
+# Keys an operator's bucket really has: spaces, unicode, `+`, `%`, deep paths, empty objects.
+SPECIAL = [
+    "with space/file name.txt",
+    "unicode/ünïcødé/日本語.txt",
+    "plus+sign/a+b=c.txt",
+    "percent/100%/x%2Fy.txt",
+    "deep/" + "/".join(f"level{i}" for i in range(12)) + "/leaf.txt",
+    "empty/zero-bytes",
+    "tagged/and-meta.json",
+]
+
+
+def _plain(i: int) -> str:
+    return f"plain/{i % 20:02d}/obj-{i:05d}"
+
+
+def _body(i: int) -> bytes:
+    return (f"object {i} ".encode() * ((i % 50) + 1))[: (i * 37) % 3000]
+
+
+async def seed_source(s3: Any, bucket: str) -> list[str]:
+    """N objects: plain ones, the special keys with headers, metadata and tags, one 64 MiB."""
+    plain = N - len(SPECIAL) - 1
+    await put_many(s3, bucket, ((_plain(i), _body(i)) for i in range(plain)))
+    for n, key in enumerate(SPECIAL):
+        await s3.put_object(
+            Bucket=bucket, Key=key, Body=b"" if key.startswith("empty/") else f"special {n}".encode(),
+            ContentType="application/x-special", CacheControl="max-age=60",
+            ContentDisposition=f'attachment; filename="f{n}"', ContentLanguage="en",
+            Metadata={"owner": f"team-{n}", "checksum-note": "kept"},
+            Tagging=f"project=p{n}&tier=gold%20plus",
+        )  # fmt: skip
+    chunk = bytes(range(256)) * 4096  # 1 MiB, not compressible into a trivial pattern
+    await s3.put_object(Bucket=bucket, Key=BIG, Body=chunk * 64, ContentType="video/mp4",
+                        Metadata={"codec": "none"}, Tagging="size=big")  # fmt: skip
+    return [*SPECIAL, BIG, _plain(0), _plain(plain - 13)]
+
+
+@pytest.fixture(scope="module")
+async def source(s3: Any) -> tuple[str, list[str]]:
+    name = "replsrc-module"
+    await s3.create_bucket(Bucket=name)
+    return name, await seed_source(s3, name)
+
+
+async def _run(admin: Any, bucket: str, timeout: float = 300, **params: Any) -> dict[str, Any]:
+    job = await admin.create("BATCH_REPLICATE", bucket, **params)
+    return await admin.wait(job["jobId"]["id"], timeout=timeout)
+
+
+async def test_same_store_copy_is_exact_then_missing_skips_then_all_copies(
+    admin, s3, source, bucket
+):
+    src, detailed = source
+    done = await _run(admin, src, destinationBucket=bucket, replicationFilter="ALL")
+    assert done["jobState"] == "COMPLETE", done["message"]
+    stats = done["jobStats"]
+    assert (stats["total"], stats["processed"], stats["failed"], stats["skipped"]) == (N, N, 0, 0)
+    assert done["result"]["bytesCopied"] == stats["bytes"] > 64 * MiB
+    assert done["result"]["versions"] == "current versions only"
+    await assert_same_objects(s3, src, s3, bucket, detailed=detailed)
+
+    again = await _run(admin, src, destinationBucket=bucket)  # MISSING is the default
+    assert again["jobState"] == "COMPLETE", again["message"]
+    assert (again["jobStats"]["processed"], again["jobStats"]["skipped"]) == (0, N)
+
+    await s3.delete_object(Bucket=bucket, Key=SPECIAL[0])
+    await s3.put_object(Bucket=bucket, Key=SPECIAL[1], Body=b"changed at the destination")
+    healed = await _run(admin, src, destinationBucket=bucket, replicationFilter="MISSING")
+    assert (healed["jobStats"]["processed"], healed["jobStats"]["skipped"]) == (2, N - 2)
+    await assert_same_objects(s3, src, s3, bucket, detailed=SPECIAL[:2])
+
+    everything = await _run(admin, src, destinationBucket=bucket, replicationFilter="ALL")
+    assert everything["jobStats"]["processed"] == N
+
+
+async def test_cross_endpoint_copy_with_prefix_is_exact(
+    admin, s3, remote_s3, remote_component, source
+):
+    src, detailed = source
+    dst = f"remote-{int(time.time() * 1000)}"
+    await remote_s3.create_bucket(Bucket=dst)
+    done = await _run(
+        admin, src, destinationBucket=dst, destinationComponent=remote_component,
+        destinationPrefix="copy/",
+    )  # fmt: skip
+    assert done["jobState"] == "COMPLETE", done["message"]
+    assert (done["jobStats"]["processed"], done["jobStats"]["failed"]) == (N, 0)
+    await assert_same_objects(s3, src, remote_s3, dst, dst_prefix="copy/", detailed=detailed)
+    assert await keys(remote_s3, dst, "other") == {}
+
+    again = await _run(
+        admin, src, destinationBucket=dst, destinationComponent=remote_component,
+        destinationPrefix="copy/",
+    )  # fmt: skip
+    assert (again["jobStats"]["processed"], again["jobStats"]["skipped"]) == (0, N)
+
+
+async def test_dry_run_copies_nothing(admin, s3, source, bucket):
+    src, _ = source
+    done = await _run(admin, src, destinationBucket=bucket, dryRun=True)
+    assert done["jobState"] == "COMPLETE", done["message"]
+    assert done["jobStats"]["processed"] == N
+    assert await keys(s3, bucket) == {}
+
+
+async def test_permanent_failures_are_listed_and_failed_reruns_exactly_them(
+    admin, s3, remote_s3, remote_store, bucket
+):
+    """Destination writes of chosen keys fail with 403 (fault proxy): the job records exactly
+    those keys in jobs/failures; FAILED copies exactly them once the fault is gone."""
+    await put_many(s3, bucket, ((f"f/{i:04d}", b"x" * i) for i in range(1500)))
+    doomed = {f"f/{i:04d}" for i in range(0, 1500, 100)}
+    dst = f"faulty-{int(time.time() * 1000)}"
+    await remote_s3.create_bucket(Bucket=dst)
+    proxy = FaultProxy(remote_store.endpoint, permanent=dict.fromkeys(doomed, 403), seed=3)
+    endpoint = await proxy.start()
+    try:
+        body = component_body(endpoint, remote_store.access_key, remote_store.secret_key, "proxy")
+        component = (await admin.ok("/storage_component/create", body))["id"]
+        params = {"destinationBucket": dst, "destinationComponent": component}
+        first = await _run(admin, bucket, **params)
+        assert first["jobState"] == "COMPLETE", first["message"]
+        assert (first["jobStats"]["processed"], first["jobStats"]["failed"]) == (1485, 15)
+
+        failures, token = [], None
+        while True:
+            page = await admin.ok(
+                "/jobs/failures",
+                {"jobId": first["jobId"], "pageSize": 4, **({"pageToken": token} if token else {})},
+            )
+            failures += page["failures"]
+            token = page.get("pageToken")
+            if not token:
+                break
+        assert {f["key"] for f in failures} == doomed
+        assert len(failures) == len(doomed)
+        assert {(f["errorCode"], f["httpStatus"]) for f in failures} == {("AccessDenied", 403)}
+
+        proxy.permanent.clear()
+        rerun = await _run(admin, bucket, replicationFilter="FAILED", **params)
+        assert rerun["jobState"] == "COMPLETE", rerun["message"]
+        stats = rerun["jobStats"]
+        assert (stats["total"], stats["processed"], stats["failed"]) == (15, 15, 0)
+        assert rerun["result"]["failedKeysOf"] == first["jobId"]
+        await assert_same_objects(s3, bucket, remote_s3, dst)
+
+        nothing_left = await _run(admin, bucket, replicationFilter="FAILED", **params)
+        assert nothing_left["jobStats"]["total"] == 0
+        everything = await _run(admin, bucket, replicationFilter="ALL", **params)
+        assert everything["jobStats"]["processed"] == 1500
+    finally:
+        await proxy.stop()
+
+
+async def test_failure_threshold_fails_the_job_with_a_clear_message(
+    admin, s3, remote_s3, remote_store, bucket
+):
+    await put_many(s3, bucket, ((f"t/{i:03d}", b"t") for i in range(200)))
+    doomed = {f"t/{i:03d}" for i in range(0, 200, 2)}  # half of them
+    dst = f"thresh-{int(time.time() * 1000)}"
+    await remote_s3.create_bucket(Bucket=dst)
+    proxy = FaultProxy(remote_store.endpoint, permanent=dict.fromkeys(doomed, 403))
+    endpoint = await proxy.start()
+    try:
+        body = component_body(endpoint, remote_store.access_key, remote_store.secret_key, "t")
+        component = (await admin.ok("/storage_component/create", body))["id"]
+        done = await _run(admin, bucket, destinationBucket=dst, destinationComponent=component,
+                          failureThreshold=25)  # fmt: skip
+    finally:
+        await proxy.stop()
+    assert done["jobState"] == "FAILED"
+    assert "failureThreshold" in done["message"] and "100" in done["message"]
+    assert done["jobStats"]["failed"] == 100
+
+
+async def test_missing_or_unreachable_destination_fails_the_job_naming_it(
+    admin, s3, bucket, remote_store
+):
+    await s3.put_object(Bucket=bucket, Key="a", Body=b"a")
+    gone = await _run(admin, bucket, destinationBucket="no-such-destination")
+    assert gone["jobState"] == "FAILED"
+    assert "no-such-destination" in gone["message"] and "does not exist" in gone["message"]
+
+    from tests.support.services import free_port
+
+    body = component_body(f"http://127.0.0.1:{free_port()}", "ak", "sk", "down")
+    down = (await admin.ok("/storage_component/create", body))["id"]
+    unreachable = await _run(
+        admin, bucket, destinationBucket="anywhere", destinationComponent=down, timeout=180
+    )
+    assert unreachable["jobState"] == "FAILED"
+    assert "unreachable" in unreachable["message"] and str(down) in unreachable["message"]
+    assert unreachable["jobStats"]["processed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"destinationBucket": "dst-x", "replicationFilter": "SOME"}, "replicationFilter"),
+        ({"destinationBucket": "dst-x", "destinationComponent": 999999}, "999999"),
+        ({}, "destinationBucket is required"),
+        ({"destinationBucket": "dst-x", "replicationFilter": "FAILED"}, "no finished"),
+        ({"destinationBucket": "Not_A_Bucket"}, "destinationBucket"),
+        ({"destinationBucket": "dst-x", "destinationPrefi": "x"}, "destinationPrefi"),
+    ],
+)
+async def test_bad_params_are_refused_and_create_nothing(admin, bucket, params, fragment):
+    before = await admin.ok("/jobs/list", {"bucketName": bucket})
+    response = await admin.post(
+        "/jobs/create", {"jobType": "BATCH_REPLICATE", "bucketName": bucket, "jobParams": params}
+    )
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["message"]
+    assert await admin.ok("/jobs/list", {"bucketName": bucket}) == before
+
+
+async def test_destination_equal_to_source_is_refused(admin, bucket):
+    response = await admin.post(
+        "/jobs/create",
+        {"jobType": "BATCH_REPLICATE", "bucketName": bucket,
+         "jobParams": {"destinationBucket": bucket, "destinationPrefix": "copy/"}},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "destination is the source" in response.json()["message"]
+
+
+async def test_cancel_mid_run_stops_copies_and_a_rerun_finishes_exactly(admin, s3, bucket):
+    await put_many(s3, bucket, ((f"c/{i:05d}", b"c" * 10) for i in range(3000)))
+    dst = f"{bucket}-dst"
+    await s3.create_bucket(Bucket=dst)
+    job = await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst, rateLimit=500)
+    job_id = job["jobId"]["id"]
+    while (await admin.status(job_id))["jobStats"]["processed"] < 200:
+        await asyncio.sleep(0.05)
+    cancelled = await admin.ok("/jobs/cancel", {"jobId": {"id": job_id}})
+    assert cancelled["status"]["jobState"] == "CANCELLED"
+    await asyncio.sleep(2)
+    settled = len(await keys(s3, dst))
+    await asyncio.sleep(2)
+    assert len(await keys(s3, dst)) == settled < 3000
+    done = await _run(admin, bucket, destinationBucket=dst)
+    assert done["jobState"] == "COMPLETE"
+    assert done["jobStats"]["skipped"] >= settled - 64  # what landed before the cancel counts
+    await assert_same_objects(s3, bucket, s3, dst)
+
+
+async def test_killed_worker_mid_copy_then_destination_equals_source(stack, admin, s3, bucket):
+    await put_many(s3, bucket, ((f"k/{i:05d}", b"k" * (i % 7)) for i in range(4000)))
+    dst = f"{bucket}-dst"
+    await s3.create_bucket(Bucket=dst)
+    stack.stop_workers()
+    try:
+        doomed = stack.start_worker(2)
+        job = await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst, rateLimit=800)
+        job_id = job["jobId"]["id"]
+        while (await admin.status(job_id))["jobStats"]["processed"] == 0:
+            await asyncio.sleep(0.05)
+        doomed.kill()
+        stack.workers.remove(doomed)
+        stack.start_worker()
+        done = await admin.wait(job_id, timeout=180)
+    finally:
+        stack.stop_workers()
+        stack.start_worker()
+    assert done["jobState"] == "COMPLETE", done["message"]
+    assert done["jobStats"]["processed"] + done["jobStats"]["skipped"] >= 4000
+    await assert_same_objects(s3, bucket, s3, dst)
