@@ -32,7 +32,7 @@ async def test_create_list_update_without_ever_returning_secrets(admin, remote_s
                     " WHERE id = :id"
                 ),
                 {"id": created["id"]},
-            )  # fmt: skip
+            )
         ).one()
     assert remote_store.secret_key not in "".join(stored)
     assert remote_store.access_key not in "".join(stored)
