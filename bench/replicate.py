@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,6 @@ async def count(client: Any, bucket: str) -> int:
 async def measure(svc: Service, objects: int, size: int, repeat: int) -> dict[str, Any]:
     source = "bench-src"
     config = rclone_config(svc)
-    rows: dict[str, float] = {}
     made: list[tuple[Any, str]] = []  # every destination, checked complete after the runs
     loop = asyncio.get_running_loop()
 
@@ -94,13 +94,22 @@ async def measure(svc: Service, objects: int, size: int, repeat: int) -> dict[st
         def threaded(call: Any, *args: Any) -> Any:
             return lambda: asyncio.to_thread(call, *args)
 
-        rows["bucketjobs BATCH_REPLICATE"] = (await timed(job, repeat))[0]
-        rows["s5cmd cp --numworkers 64"] = (await timed(threaded(s5cmd), repeat))[0]
-        rows["rclone copy --transfers 64"] = (await timed(threaded(rclone, "src"), repeat))[0]
+        runs: dict[str, Any] = {
+            "bucketjobs BATCH_REPLICATE": job,
+            "s5cmd cp --numworkers 64": threaded(s5cmd),
+            "rclone copy --transfers 64": threaded(rclone, "src"),
+        }
         if svc.remote is not None:
             component = await register(svc, svc.remote)
-            rows["bucketjobs → other endpoint"] = (await timed(lambda: job(component), repeat))[0]
-            rows["rclone → other endpoint"] = (await timed(threaded(rclone, "dst"), repeat))[0]
+            runs["bucketjobs → other endpoint"] = lambda: job(component)
+            runs["rclone → other endpoint"] = threaded(rclone, "dst")
+        await asyncio.sleep(5)  # let the store settle after seeding
+        # Rounds of every tool in turn, so a slow spell of the machine hits them all alike.
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeat):
+            for name, run in runs.items():
+                times[name].append((await timed(run, 1))[0])
+        rows = {name: statistics.median(values) for name, values in times.items()}
         for client, dst in made:
             assert await count(client, dst) == objects, f"{dst} is incomplete"
     return {"objects": objects, "size": size, "rows": rows}

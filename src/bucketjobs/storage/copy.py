@@ -63,9 +63,11 @@ def parse_tags(body: bytes) -> list[tuple[str, str]]:
 
 
 async def tagging_header(http: S3Http, bucket: str, key: str, headers: Mapping[str, str]) -> str:
-    """The source's tags as an `x-amz-tagging` value; no request when it says it has none."""
-    count = headers.get("x-amz-tagging-count") or headers.get("X-Amz-Tagging-Count")
-    if count is not None and int(count) == 0:
+    """The source's tags as an `x-amz-tagging` value. S3 sends `x-amz-tagging-count` only
+    for an object that has tags: without it there is nothing to read (one request saved
+    per object, most objects have no tags)."""
+    count = next((v for k, v in headers.items() if k.lower() == "x-amz-tagging-count"), None)
+    if not count or int(count) == 0:
         return ""
     _, _, body = await http.request("GET", bucket, key, query={"tagging": ""})
     return urlencode(parse_tags(body), quote_via=quote)
@@ -192,15 +194,24 @@ async def streamed_copy(
         tagging = await tagging_header(src, src_bucket, src_key, response.headers)
         if tagging:
             headers["x-amz-tagging"] = tagging
-        if size <= threshold:
-            headers["content-length"] = str(size)
-            data = await response.read() if size <= SMALL_OBJECT else _take(response.content, size)
-            await dst.request("PUT", dst_bucket, dst_key, headers=headers, data=data)
+        headers["content-length"] = str(size)
+        if size <= SMALL_OBJECT:
+            body = await response.read()  # and the source connection goes back to its pool
+        elif size <= threshold:
+            await dst.request(
+                "PUT", dst_bucket, dst_key, headers=headers, data=_take(response.content, size)
+            )
             return size
-        async with _Multipart(dst, dst_bucket, dst_key) as upload:
-            await upload.start(headers)
-            for start in range(0, size, part_size):
-                length = min(part_size, size - start)
-                await upload.part({"content-length": str(length)}, _take(response.content, length))
-            await upload.complete()
-        return size
+        else:
+            del headers["content-length"]
+            async with _Multipart(dst, dst_bucket, dst_key) as upload:
+                await upload.start(headers)
+                for start in range(0, size, part_size):
+                    length = min(part_size, size - start)
+                    await upload.part(
+                        {"content-length": str(length)}, _take(response.content, length)
+                    )
+                await upload.complete()
+            return size
+    await dst.request("PUT", dst_bucket, dst_key, headers=headers, data=body)
+    return size

@@ -62,6 +62,7 @@ class S3Http:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300),
             timeout=timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),  # S3 sets no cookies; skip the jar's work
             auto_decompress=False,  # objects are copied byte for byte, Content-Encoding kept
             skip_auto_headers=("Content-Type",),
         )
