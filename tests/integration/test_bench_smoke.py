@@ -40,3 +40,16 @@ def test_replicate_bench_smoke():
     for row in ("bucketjobs BATCH_REPLICATE", "s5cmd cp", "rclone copy", "rclone → other"):
         assert row in out.stdout
     assert out.stdout.rstrip().endswith("bench ok")
+
+
+def test_memory_bench_50k_stays_bounded():
+    """Issue 3's CI form of the 1,000,000-object memory check: every process ≤ 250 MB."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "memory.py"), "--objects", "50000", "--limit-mb", "250"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "METRIC_RECONCILIATION" in out.stdout and "BATCH_REPLICATE" in out.stdout
+    assert out.stdout.rstrip().endswith("bench ok")

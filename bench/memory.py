@@ -1,0 +1,94 @@
+"""Bounded memory: METRIC_RECONCILIATION and BATCH_REPLICATE of a large bucket while the
+resident memory of every bucketjobs process is sampled. Fails if any process goes above
+--limit-mb or grows with the bucket. Usage:  python bench/memory.py --objects 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import RssSampler, Service, run_job, service
+
+from bucketjobs.storage.components import Component
+from bucketjobs.storage.http import S3Http
+
+MB = 1_000_000
+
+
+async def fast_seed(svc: Service, bucket: str, count: int, lanes: int = 128) -> float:
+    """`count` 16-byte objects, PUT over the signed fast path; returns seconds taken."""
+    scheme, _, rest = svc.endpoint.partition("://")
+    host, _, port = rest.partition(":")
+    config = {"host": host, "port": int(port), "uriScheme": scheme}
+    http = S3Http(Component(0, "GENERIC_S3", config, svc.access_key, svc.secret_key), lanes)
+    started = time.perf_counter()
+    try:
+        await http.request("PUT", bucket)
+        keys = iter(range(count))
+
+        async def lane() -> None:
+            for i in keys:
+                key = f"d{i % 100:02d}/obj-{i:09d}"
+                await http.request("PUT", bucket, key, data=b"m" * 16,
+                                   headers={"content-length": "16"})  # fmt: skip
+
+        await asyncio.gather(*(lane() for _ in range(lanes)))
+    finally:
+        await http.close()
+    return time.perf_counter() - started
+
+
+async def measure(svc: Service, objects: int, jobs: list[str]) -> dict[str, Any]:
+    seeded = await fast_seed(svc, "mem-src", objects)
+    pids = {f"{p.args[3]}-{n}": p.pid for n, p in enumerate(svc.processes)}  # type: ignore[index]
+    rows: dict[str, Any] = {}
+    if "metrics" in jobs:
+        with RssSampler(pids) as rss:
+            seconds, done = await run_job(svc, "METRIC_RECONCILIATION", "mem-src")
+        assert done["jobState"] == "COMPLETE", done
+        assert done["result"]["metrics"]["objectCount"] == objects, done["result"]
+        rows["METRIC_RECONCILIATION"] = (seconds, dict(rss.peak))
+    if "replicate" in jobs:
+        await fast_seed(svc, "mem-dst", 0)
+        params = {"destinationBucket": "mem-dst", "replicationFilter": "ALL"}
+        with RssSampler(pids) as rss:
+            seconds, done = await run_job(svc, "BATCH_REPLICATE", "mem-src", **params)
+        assert done["jobState"] == "COMPLETE", done
+        assert done["jobStats"]["processed"] == objects, done["jobStats"]
+        rows["BATCH_REPLICATE"] = (seconds, dict(rss.peak))
+    return {"objects": objects, "seed_s": seeded, "rows": rows}
+
+
+def report(result: dict[str, Any], limit_mb: float) -> bool:
+    print(f"\n{result['objects']:,} objects (seeded in {result['seed_s']:.0f} s)")
+    ok = True
+    for job, (seconds, peaks) in result["rows"].items():
+        print(f"  {job}: {seconds:.1f} s")
+        for name, peak in peaks.items():
+            over = peak > limit_mb * MB
+            ok &= not over
+            print(f"    peak RSS {name:12} {peak / MB:7.0f} MB{'  OVER THE LIMIT' if over else ''}")
+    return ok
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--objects", type=int, default=1_000_000)
+    parser.add_argument("--limit-mb", type=float, default=250)
+    parser.add_argument("--jobs", default="metrics,replicate", help="metrics, replicate or both")
+    args = parser.parse_args()
+    with service(workers=1) as svc:
+        result = await measure(svc, args.objects, args.jobs.split(","))
+    if not report(result, args.limit_mb):
+        raise SystemExit(f"a process went above {args.limit_mb:g} MB")
+    print("bench ok")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
