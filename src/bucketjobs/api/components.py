@@ -21,7 +21,7 @@ from bucketjobs.api.security import require, state_of
 from bucketjobs.auth import permissions as perm
 from bucketjobs.db.models import storage_components
 from bucketjobs.jobs.params import valid_bucket_name
-from bucketjobs.storage.components import Component, detect_listing_order
+from bucketjobs.storage.components import decrypt, detect_listing_order
 from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.retry import classify
 
@@ -130,6 +130,12 @@ async def _row(conn: Any, component_id: int) -> Any:
     return row
 
 
+async def _update(conn: Any, component_id: int, values: dict[str, Any]) -> Any:
+    table = storage_components
+    statement = update(table).where(table.c.id == component_id).values(values).returning(table)
+    return (await conn.execute(statement)).one()
+
+
 @router.post(
     "/storage_component/create",
     response_model=ComponentView,
@@ -212,14 +218,7 @@ async def update_component(
         if body.primary:
             await conn.execute(update(storage_components).values(is_primary=False))
             values["is_primary"] = True
-        row = (
-            await conn.execute(
-                update(storage_components)
-                .where(storage_components.c.id == body.id)
-                .values(values)
-                .returning(storage_components)
-            )
-        ).one()
+        row = await _update(conn, body.id, values)
     request.app.state.storage.forget()
     return view(row)
 
@@ -238,14 +237,7 @@ async def update_component_state(
         current = await _row(conn, body.id)
         if body.state == "INACTIVE" and current.is_primary:
             raise ApiError(400, "the primary component cannot be made INACTIVE")
-        row = (
-            await conn.execute(
-                update(storage_components)
-                .where(storage_components.c.id == body.id)
-                .values(state=body.state)
-                .returning(storage_components)
-            )
-        ).one()
+        row = await _update(conn, body.id, {"state": body.state})
     return view(row)
 
 
@@ -264,13 +256,7 @@ async def test_component(
     state = state_of(request)
     async with state.db.connect() as conn:
         row = await _row(conn, body.id)
-    component = Component(
-        id=row.id,
-        storage_type=row.storage_type,
-        config=dict(row.config),
-        access_key=state.fernet.decrypt(row.access_key_enc.encode()).decode(),
-        secret_key=state.fernet.decrypt(row.secret_key_enc.encode()).decode(),
-    )
+    component = decrypt(row, state.fernet)
     result: dict[str, Any] = {
         "id": row.id,
         "storageType": row.storage_type,

@@ -94,7 +94,8 @@ async def set_primary(
     return int(new_id)
 
 
-def _decrypt(row: Any, fernet: Fernet) -> Component:
+def decrypt(row: Any, fernet: Fernet) -> Component:
+    """A `storage_components` row with its credentials decrypted."""
     return Component(
         id=row.id,
         storage_type=row.storage_type,
@@ -113,11 +114,11 @@ async def load_component(conn: AsyncConnection, fernet: Fernet, component_id: in
     ).first()
     if row is None:
         raise LookupError(f"storage component {component_id} does not exist")
-    return _decrypt(row, fernet)
+    return decrypt(row, fernet)
 
 
 async def load_primary(conn: AsyncConnection, fernet: Fernet) -> Component | None:
     row = (
         await conn.execute(select(storage_components).where(storage_components.c.is_primary))
     ).first()
-    return _decrypt(row, fernet) if row else None
+    return decrypt(row, fernet) if row else None
