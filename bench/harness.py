@@ -65,11 +65,16 @@ class Service:
         self.processes.append(proc)
         return proc
 
-    def start_worker(self, concurrency: int = 8) -> subprocess.Popen[bytes]:
+    def start_worker(self, concurrency: int = 8, *, inline: bool = True) -> subprocess.Popen[bytes]:
         return self.spawn(
             "worker", "--database-url", self.database_url, "--data-dir", str(self.root),
-            "--concurrency", str(concurrency),
+            "--concurrency", str(concurrency), "--inline" if inline else "--no-inline",
         )  # fmt: skip
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.terminate()
+        proc.wait(30)
+        self.processes.remove(proc)
 
     def s3(self) -> Any:
         return get_session().create_client(
