@@ -285,3 +285,25 @@ async def test_killed_worker_mid_copy_then_destination_equals_source(stack, admi
     assert done["jobState"] == "COMPLETE", done["message"]
     assert done["jobStats"]["processed"] + done["jobStats"]["skipped"] >= 4000
     await assert_same_objects(s3, bucket, s3, dst)
+
+
+async def test_changed_credentials_reach_running_workers(
+    admin, s3, remote_s3, remote_store, bucket
+):
+    """Rotate a component's secret through the API: the workers use it within seconds,
+    without a restart."""
+    await put_many(s3, bucket, ((f"r/{i}", b"r") for i in range(50)))
+    dst = f"rotate-{int(time.time() * 1000)}"
+    await remote_s3.create_bucket(Bucket=dst)
+    body = component_body(remote_store.endpoint, remote_store.access_key, "old-secret", "rot")
+    component = (await admin.ok("/storage_component/create", body))["id"]
+    params = {"destinationBucket": dst, "destinationComponent": component}
+    refused = await _run(admin, bucket, **params)
+    assert refused["jobState"] == "FAILED" and dst in refused["message"]
+
+    config = {**body["storageComponentConfig"], "secretKey": remote_store.secret_key}
+    await admin.ok("/storage_component/update", {"id": component, "storageComponentConfig": config})
+    await asyncio.sleep(6)  # the workers' copy of a component is at most 5 s old
+    done = await _run(admin, bucket, **params)
+    assert done["jobState"] == "COMPLETE", done["message"]
+    assert done["jobStats"]["processed"] == 50

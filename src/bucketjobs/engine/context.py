@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Coroutine
 from typing import Any
@@ -16,10 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bucketjobs.clock import Clock
 from bucketjobs.engine.limits import JobLimits
 from bucketjobs.jobs.params import CommonParams
-from bucketjobs.storage.components import Component, load_component
+from bucketjobs.storage.components import load_component
 from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.s3 import open_client
 from bucketjobs.storage.store import Store
+
+COMPONENT_TTL = 5.0  # seconds a worker trusts its copy of a storage component
 
 
 class EngineContext:
@@ -37,10 +40,8 @@ class EngineContext:
         self.clock = clock
         self.max_requests = max_requests
         self.inline = inline  # planners act on pure jobs' pages themselves (planner.py)
-        self._components: dict[int, Component] = {}
-        self._clients: dict[int, Any] = {}
-        self._http: dict[int, S3Http] = {}
-        self._client_lock = asyncio.Lock()
+        self._stores: dict[int, tuple[float, Store]] = {}
+        self._store_lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()
         self.cancelled: set[int] = set()
         self._running: defaultdict[int, set[asyncio.Task[Any]]] = defaultdict(set)
@@ -48,40 +49,34 @@ class EngineContext:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self.live_workers = 1  # kept current by the recovery loop, for rate shares
 
-    async def component(self, component_id: int) -> Component:
-        if component_id not in self._components:
+    async def store(self, component_id: int) -> Store:
+        """A component with its pools, shared by every step of this process.
+
+        The component is read again at most every COMPONENT_TTL seconds; when its endpoint
+        or credentials have changed, new pools are opened for the steps that start from then
+        on (the old ones stay open for steps still using them, until the process ends).
+        """
+        now = time.monotonic()
+        cached = self._stores.get(component_id)
+        if cached is not None and now - cached[0] < COMPONENT_TTL:
+            return cached[1]
+        async with self._store_lock:
+            cached = self._stores.get(component_id)
+            if cached is not None and now - cached[0] < COMPONENT_TTL:
+                return cached[1]
             async with self.db.connect() as conn:
                 component = await load_component(conn, self.fernet, component_id)
-            self._components.setdefault(component_id, component)
-        return self._components[component_id]
-
-    async def client(self, component_id: int) -> Any:
-        """One shared aiobotocore client (connection pool) per component per process."""
-        async with self._client_lock:
-            if component_id not in self._clients:
-                component = await self.component(component_id)
-                self._clients[component_id] = await self._stack.enter_async_context(
+            if cached is not None and cached[1].component == component:
+                store = cached[1]
+            else:
+                http = S3Http(component, self.max_requests)
+                self._stack.push_async_callback(http.close)
+                client = await self._stack.enter_async_context(
                     open_client(component, self.max_requests)
                 )
-            return self._clients[component_id]
-
-    async def http(self, component_id: int) -> S3Http:
-        """The signed-request pool of a component (storage/http.py), one per process."""
-        if component_id not in self._http:
-            http = S3Http(await self.component(component_id), self.max_requests)
-            if component_id in self._http:
-                await http.close()
-            else:
-                self._http[component_id] = http
-                self._stack.push_async_callback(http.close)
-        return self._http[component_id]
-
-    async def store(self, component_id: int) -> Store:
-        return Store(
-            await self.component(component_id),
-            await self.http(component_id),
-            await self.client(component_id),
-        )
+                store = Store(component, http, client)
+            self._stores[component_id] = (time.monotonic(), store)
+            return store
 
     def limits(self, job_id: int, common: CommonParams) -> JobLimits:
         """This process's share of the job's `maxConcurrency` and `rateLimit`."""
