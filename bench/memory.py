@@ -15,7 +15,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import RssSampler, Service, run_job, service
 
-from bucketjobs.storage.components import Component
+from bucketjobs.storage.components import Component, endpoint_location
 from bucketjobs.storage.http import S3Http
 
 MB = 1_000_000
@@ -23,10 +23,8 @@ MB = 1_000_000
 
 async def fast_seed(svc: Service, bucket: str, count: int, lanes: int = 128) -> float:
     """`count` 16-byte objects, PUT over the signed fast path; returns seconds taken."""
-    scheme, _, rest = svc.endpoint.partition("://")
-    host, _, port = rest.partition(":")
-    config = {"host": host, "port": int(port), "uriScheme": scheme}
-    http = S3Http(Component(0, "GENERIC_S3", config, svc.access_key, svc.secret_key), lanes)
+    location = endpoint_location(svc.endpoint)
+    http = S3Http(Component(0, "GENERIC_S3", location, svc.access_key, svc.secret_key), lanes)
     started = time.perf_counter()
     try:
         await http.request("PUT", bucket)

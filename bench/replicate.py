@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Remote, Service, run_job, s3_client, seed, service, timed, tool
 
 from bucketjobs.client import Mapi
+from bucketjobs.storage.components import endpoint_location
 
 _names = itertools.count(1)
 
@@ -127,16 +128,12 @@ def _remote_client(remote: Remote | Service) -> Any:
 
 
 async def register(svc: Service, remote: Remote) -> int:
-    scheme, _, rest = remote.endpoint.partition("://")
-    host, _, port = rest.partition(":")
     api: Mapi = svc.client()
     try:
-        created = await api.ok("/storage_component/create", {
-            "storageType": "GENERIC_S3",
-            "storageComponentConfig": {"label": "bench-remote", "host": host, "port": int(port),
-                                       "uriScheme": scheme, "accessKey": remote.access_key,
-                                       "secretKey": remote.secret_key},
-        })  # fmt: skip
+        config = {"label": "bench-remote", **endpoint_location(remote.endpoint),
+                  "accessKey": remote.access_key, "secretKey": remote.secret_key}  # fmt: skip
+        body = {"storageType": "GENERIC_S3", "storageComponentConfig": config}
+        created = await api.ok("/storage_component/create", body)
     finally:
         await api.close()
     return int(created["id"])

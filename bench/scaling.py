@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import Service, run_job, s3_client, seed, service
 
+from bucketjobs.storage.components import endpoint_location
 from tests.support.faultproxy import FaultProxy
 
 
@@ -40,9 +41,7 @@ async def point_primary_at(svc: Service, endpoint: str) -> None:
     try:
         primary = next(c for c in await api.ok("/storage_component/list", {}) if c["primary"])
         config = {k: v for k, v in primary["storageComponentConfig"].items() if k != "listingOrder"}
-        scheme, _, rest = endpoint.partition("://")
-        host, _, port = rest.partition(":")
-        config.update(host=host, port=int(port), uriScheme=scheme)
+        config.update(endpoint_location(endpoint))
         await api.ok("/storage_component/update", {"id": primary["id"],
                                                    "storageComponentConfig": config})  # fmt: skip
     finally:

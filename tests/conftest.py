@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bucketjobs.client import Mapi
 from bucketjobs.db.embedded import EmbeddedPostgres
 from bucketjobs.db.session import sqlalchemy_url
+from bucketjobs.storage.components import endpoint_location
 from bucketjobs.storage.embedded import EmbeddedSeaweed
 from tests.support.s3 import s3_client
 from tests.support.services import Process, free_port, wait_http
@@ -64,27 +65,26 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    seaweed = EmbeddedSeaweed(tmp_path_factory.mktemp("seaweedfs"))
+def _seaweed(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Store]:
+    seaweed = EmbeddedSeaweed(tmp_path_factory.mktemp(name))
     creds = seaweed.start()
     yield Store(seaweed.endpoint, creds.access_key, creds.secret_key)
     seaweed.stop()
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    yield from _seaweed(tmp_path_factory, "seaweedfs")
 
 
 @pytest.fixture(scope="session")
 def remote_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """A second SeaweedFS: another S3 endpoint, for cross-endpoint replication."""
-    seaweed = EmbeddedSeaweed(tmp_path_factory.mktemp("seaweedfs-remote"))
-    creds = seaweed.start()
-    yield Store(seaweed.endpoint, creds.access_key, creds.secret_key)
-    seaweed.stop()
+    yield from _seaweed(tmp_path_factory, "seaweedfs-remote")
 
 
 def component_body(endpoint: str, access_key: str, secret_key: str, label: str) -> dict[str, Any]:
-    scheme, _, rest = endpoint.partition("://")
-    host, _, port = rest.partition(":")
-    config = {"label": label, "host": host, "port": int(port), "uriScheme": scheme,
+    config = {"label": label, **endpoint_location(endpoint),
               "accessKey": access_key, "secretKey": secret_key}  # fmt: skip
     return {"storageType": "GENERIC_S3", "storageComponentConfig": config}
 

@@ -9,47 +9,37 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def test_metric_reconciliation_bench_smoke():
+def _bench(script: str, *args: str, timeout: float = 600) -> str:
+    """Run bench/`script` and return what it printed; it must end with `bench ok`."""
     out = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "metrics_reconciliation.py"),
-            "--sizes",
-            "1500",
-            "--repeat",
-            "1",
-        ],
+        [sys.executable, str(BENCH / script), *args],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "bucketjobs METRIC_RECONCILIATION" in out.stdout
-    assert "obstore list" in out.stdout and "s5cmd ls" in out.stdout
     assert out.stdout.rstrip().endswith("bench ok")
+    return out.stdout
+
+
+def test_metric_reconciliation_bench_smoke():
+    out = _bench("metrics_reconciliation.py", "--sizes", "1500", "--repeat", "1")
+    assert "bucketjobs METRIC_RECONCILIATION" in out
+    assert "obstore list" in out and "s5cmd ls" in out
 
 
 def test_replicate_bench_smoke():
-    out = subprocess.run(
-        [sys.executable, str(BENCH / "replicate.py"), "--objects", "300", "--repeat", "1"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    out = _bench("replicate.py", "--objects", "300", "--repeat", "1")
     for row in ("bucketjobs BATCH_REPLICATE", "s5cmd cp", "rclone copy", "rclone → other"):
-        assert row in out.stdout
-    assert out.stdout.rstrip().endswith("bench ok")
+        assert row in out
 
 
 def test_memory_bench_50k_stays_bounded():
     """Issue 3's CI form of the 1,000,000-object memory check: every process ≤ 250 MB."""
-    out = subprocess.run(
-        [sys.executable, str(BENCH / "memory.py"), "--objects", "50000", "--limit-mb", "250"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "METRIC_RECONCILIATION" in out.stdout and "BATCH_REPLICATE" in out.stdout
-    assert out.stdout.rstrip().endswith("bench ok")
+    out = _bench("memory.py", "--objects", "50000", "--limit-mb", "250", timeout=900)
+    assert "METRIC_RECONCILIATION" in out and "BATCH_REPLICATE" in out
+
+
+def test_scaling_bench_smoke():
+    out = _bench("scaling.py", "--objects", "2000", "--workers", "1,2", "--latency-ms", "5")
+    assert "direct speed-up" in out and "+5 ms per request speed-up" in out

@@ -10,7 +10,7 @@ from typing import Any
 import psutil
 import pytest
 
-from bucketjobs.storage.components import Component
+from bucketjobs.storage.components import Component, endpoint_location
 from bucketjobs.storage.copy import server_side_copy, streamed_copy
 from bucketjobs.storage.http import S3Http
 from tests.support.objects import describe
@@ -19,9 +19,8 @@ MiB = 1024 * 1024
 
 
 def _component(store: Any) -> Component:
-    host, port = store.endpoint.split("://")[1].split(":")
-    config = {"host": host, "port": int(port), "uriScheme": "http"}
-    return Component(0, "GENERIC_S3", config, store.access_key, store.secret_key)
+    location = endpoint_location(store.endpoint)
+    return Component(0, "GENERIC_S3", location, store.access_key, store.secret_key)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from bucketjobs.api.body import json_object, parse
 from bucketjobs.api.errors import ApiError
-from bucketjobs.api.schemas import errors, request_body
+from bucketjobs.api.schemas import IdRef, errors, request_body
 from bucketjobs.api.security import require, state_of
 from bucketjobs.auth import permissions as perm
 from bucketjobs.db.models import storage_components
@@ -67,11 +67,6 @@ class UpdateBody(BaseModel):
 
 class EmptyBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-
-
-class IdBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: StrictInt
 
 
 class StateBody(BaseModel):
@@ -245,14 +240,14 @@ async def update_component_state(
     "/storage_component/test",
     response_model=TestResult,
     responses=errors(404, *ERRORS),
-    openapi_extra=request_body(IdBody),
+    openapi_extra=request_body(IdRef),
 )
 async def test_component(
     request: Request, _: Any = Depends(require(perm.STORAGE_ADMIN))
 ) -> dict[str, Any]:
     """Real requests: list the buckets (endpoint and credentials), then HEAD the configured
     bucket if there is one. The first failure is reported."""
-    body = parse(IdBody, await json_object(request))
+    body = parse(IdRef, await json_object(request))
     state = state_of(request)
     async with state.db.connect() as conn:
         row = await _row(conn, body.id)

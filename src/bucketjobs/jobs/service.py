@@ -49,12 +49,10 @@ class ListQuery:
     page_token: str | None = None
 
 
-class SourceStore(Protocol):
+class SourceStore(replication.ReplicationSource, Protocol):
     """What creating a job asks of the primary store."""
 
     async def bucket_exists(self, bucket: str) -> bool: ...
-
-    async def replication_destination(self, bucket: str) -> str | None: ...
 
 
 def check_job_id(job_id: int) -> int:

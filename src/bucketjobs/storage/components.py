@@ -43,15 +43,22 @@ def detect_listing_order(endpoint: str) -> str:
     return "hierarchical" if server.lower().startswith("seaweedfs") else "lexicographic"
 
 
-def endpoint_config(endpoint: str, region: str, label: str) -> dict[str, Any]:
-    """The non-secret `storageComponentConfig` for an endpoint URL."""
+def endpoint_location(endpoint: str) -> dict[str, Any]:
+    """`host`, `port` (defaulted by scheme) and `uriScheme` of an endpoint URL."""
     scheme, _, rest = endpoint.partition("://")
     host, _, port = rest.rstrip("/").partition(":")
     return {
-        "label": label,
         "host": host,
         "port": int(port or (443 if scheme == "https" else 80)),
         "uriScheme": scheme,
+    }
+
+
+def endpoint_config(endpoint: str, region: str, label: str) -> dict[str, Any]:
+    """The non-secret `storageComponentConfig` for an endpoint URL."""
+    return {
+        "label": label,
+        **endpoint_location(endpoint),
         "region": region,
         "authType": "V4",
         "usePathStyleAlways": True,

@@ -39,7 +39,7 @@ TRANSIENT_CODES = frozenset(
 
 
 class S3ResponseError(Exception):
-    """An error answer from our own S3 calls (the lean lister), shaped like botocore's."""
+    """An error answer to our own signed requests (storage/http.py), shaped like botocore's."""
 
     def __init__(self, code: str, message: str, status: int) -> None:
         super().__init__(f"{code}: {message}")
