@@ -96,3 +96,20 @@ def test_last_page():
         versions=False,
     )
     assert page.entries == [] and not page.truncated and page.next_key_marker is None
+
+
+def test_delimiter_page_keeps_common_prefixes_and_token():
+    body = (
+        b'<ListBucketResult xmlns="x"><Name>b</Name><Prefix>top/</Prefix>'
+        b"<NextContinuationToken>tok&amp;1</NextContinuationToken><IsTruncated>true</IsTruncated>"
+        b"<Contents><Key>top/a.txt</Key><Size>3</Size><ETag>&#34;e&#34;</ETag></Contents>"
+        b"<CommonPrefixes><Prefix>top/d&amp;1/</Prefix></CommonPrefixes>"
+        b"<CommonPrefixes><Prefix>top/d2/</Prefix></CommonPrefixes></ListBucketResult>"
+    )
+    page = parse_page(body, versions=False)
+    assert [e.key for e in page.entries] == ["top/a.txt"]
+    assert page.entries[0].size == 3
+    assert page.prefixes == ["top/d&1/", "top/d2/"]
+    assert page.truncated and page.token == "tok&1"
+    assert parse_page(_v2_body(), versions=False).prefixes == ["p/"]
+    assert parse_page(_versions_body(), versions=True).prefixes == []

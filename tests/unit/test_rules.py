@@ -15,11 +15,13 @@ from bucketjobs.auth.tokens import InvalidToken, TokenIssuer
 from bucketjobs.clock import Clock, rfc3339_ms
 from bucketjobs.engine.planner import split_at_key_boundary
 from bucketjobs.engine.progress import threshold_crossed
+from bucketjobs.engine.shards import shards_of
 from bucketjobs.jobs.model import JobState, JobType, can_transition
 from bucketjobs.jobs.pages import BadPageToken, PageTokens
 from bucketjobs.jobs.params import CommonParams, ParamError, normalize, valid_bucket_name
 from bucketjobs.ops.metrics import count_entries, difference
-from bucketjobs.storage.listing import Entry
+from bucketjobs.storage.lister import Entry, Page
+from bucketjobs.storage.listing import Scope
 
 
 class FakeClock(Clock):
@@ -216,3 +218,26 @@ def test_rfc3339_ms():
     value = dt.datetime(2026, 11, 29, 17, 3, 44, 123456, tzinfo=dt.UTC)
     assert rfc3339_ms(value) == "2026-11-29T17:03:44.123Z"
     assert rfc3339_ms(None) is None
+
+
+def _page(keys: list[str], prefixes: list[str], truncated: bool = False) -> Page:
+    entries = [Entry(k, None, True, 1, "e", "", False) for k in keys]
+    return Page(entries, truncated, keys[-1] if keys else None, prefixes=prefixes)
+
+
+def test_shards_follow_the_top_level_prefixes():
+    assert shards_of("", _page([], ["a/", "b/"])) == [Scope("a/"), Scope("b/")]
+    # Objects beside the prefixes: one more shard, listed with the delimiter.
+    assert shards_of("p/", _page(["p/x"], ["p/a/", "p/b/"])) == [
+        Scope("p/a/"), Scope("p/b/"), Scope("p/", delimited=True)
+    ]  # fmt: skip
+    assert shards_of("", _page(["x"], ["a/"])) == [Scope("a/"), Scope("", delimited=True)]
+
+
+def test_no_split_without_prefixes_or_with_too_many_names():
+    assert shards_of("", _page(["x", "y"], [])) == [Scope("")]
+    assert shards_of("", _page(["x"], ["a/", "b/"], truncated=True)) == [Scope("")]
+
+
+def test_a_single_prefix_is_looked_into():
+    assert shards_of("", _page([], ["data/"])) is None

@@ -75,8 +75,7 @@ jobs = Table(
     Column("failed", BigInteger, nullable=False, server_default="0"),
     Column("skipped", BigInteger, nullable=False, server_default="0"),
     Column("bytes", BigInteger, nullable=False, server_default="0"),
-    # Planning: the enumeration cursor (last key written into a partition) and whether done.
-    Column("enum_cursor", Text),
+    # Planning: whether every shard of the key space has been cut into partitions.
     Column("enum_done", Boolean, nullable=False, server_default="false"),
     Column("partitions_planned", Integer, nullable=False, server_default="0"),
     Column("partitions_done", Integer, nullable=False, server_default="0"),
@@ -103,12 +102,27 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+job_shards = Table(
+    "job_shards",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    # The listing this shard enumerates (storage.listing.Scope), listed beside the others.
+    Column("prefix", Text, nullable=False),
+    Column("delimited", Boolean, nullable=False, server_default="false"),
+    Column("cursor", Text),  # last key written into one of its partitions
+    Column("done", Boolean, nullable=False, server_default="false"),
+)
+
 job_partitions = Table(
     "job_partitions",
     metadata,
     Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True),
-    # The key range (start_after, last_key]; NULL start_after = bucket start, NULL last_key = end.
+    # The listing of its shard (NULL prefix: the job's prefix) and, in it, the key range
+    # (start_after, last_key]; NULL start_after = the listing's start, NULL last_key = its end.
+    Column("prefix", Text),
+    Column("delimited", Boolean, nullable=False, server_default="false"),
     Column("start_after", Text),
     Column("last_key", Text),
     Column("next_key", Text),  # first key of the next range: a stop that holds in any order

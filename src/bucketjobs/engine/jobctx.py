@@ -18,7 +18,7 @@ from bucketjobs.engine.context import EngineContext
 from bucketjobs.jobs.params import CommonParams
 from bucketjobs.ops.base import JobContext
 from bucketjobs.storage.lister import Entry
-from bucketjobs.storage.listing import iter_range
+from bucketjobs.storage.listing import Scope, iter_range
 
 FAILED_KEYS_PAGE = 1000
 
@@ -37,13 +37,14 @@ class Step:
 
     def pages(
         self,
+        scope: Scope,
         start_after: str | None,
         last_key: str | None = None,
         next_key: str | None = None,
         *,
         check_order: bool = False,
     ) -> AsyncIterator[list[Entry]]:
-        """Pages of the job's entries with keys in (start_after, last_key]."""
+        """Pages of the job's entries in `scope` with keys in (start_after, last_key]."""
         if self.op.source_job_id is not None:
             return self._failed_keys(start_after, last_key)
         return iter_range(
@@ -51,7 +52,7 @@ class Step:
             self.job.bucket_name,
             versions=self.versions,
             order=self.op.source.order,
-            prefix=self.op.common.prefix,
+            scope=scope,
             start_after=start_after,
             last_key=last_key,
             next_key=next_key,
@@ -98,6 +99,7 @@ async def load_step(ctx: EngineContext, job: Any) -> Step:
         source=await ctx.store(job.component_id),
         store=ctx.store,
         source_job_id=job.source_job_id,
+        scope=Scope(common.prefix),
         slot=ctx.limits(job.id, common).slot,
     )
     return Step(job, op, ctx)

@@ -1,9 +1,10 @@
 """EXAMINING: prepare the job, then enumerate the bucket into key-range partitions.
 
-The listing is streamed and cut into partitions of about PARTITION_ENTRIES entries. Cut
-partitions are written every FLUSH_SECONDS, each batch with its tasks and the enumeration
-cursor in one transaction, so a restart resumes after the last partition written and never
-plans a key twice or skips one.
+The key space is split into shards (engine/shards.py), listed PLAN_LANES at a time. Each
+listing is streamed and cut into partitions of about PARTITION_ENTRIES entries. Cut
+partitions are written every FLUSH_SECONDS, each batch with its tasks and its shards'
+cursors in one transaction, so a restart resumes every shard after the last partition
+written and never plans a key twice or skips one.
 
 For a pure operation (one that only reads listing entries, like counting) the planner acts
 on the pages it just listed and commits the partition as done in that same transaction:
@@ -13,16 +14,20 @@ worker runs with `inline=False`, which spreads even pure jobs over every worker.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
+from typing import Any
 
 from bucketjobs.engine import progress, queue
 from bucketjobs.engine.context import EngineContext
 from bucketjobs.engine.finisher import finish_job
 from bucketjobs.engine.jobctx import Step, load_step
+from bucketjobs.engine.shards import discover
 from bucketjobs.jobs.model import JobType
 from bucketjobs.ops.base import JobFailed
 from bucketjobs.ops.registry import OPERATIONS
-from bucketjobs.storage.listing import Entry, OrderError
+from bucketjobs.storage.listing import Entry, OrderError, Scope
 from bucketjobs.storage.retry import StorageError
 
 PARTITION_ENTRIES = 1000
@@ -46,12 +51,14 @@ async def plan(ctx: EngineContext, job_id: int, partition_entries: int = PARTITI
     try:
         if job.plan is None:
             prepared = await OPERATIONS[JobType(job.job_type)].prepare(step.op)
+            scopes = await _shards(step, bool(prepared.get("versions", True)))
             async with ctx.db.begin() as conn:
                 if not await progress.set_plan(conn, ctx.clock, job_id, prepared):
                     return
+                await progress.add_shards(conn, job_id, scopes)
                 job = await progress.load_job(conn, job_id)
             step = await load_step(ctx, job)
-        await _enumerate(ctx, step, partition_entries)
+        await _Enumeration(ctx, step, partition_entries).run()
     except (JobFailed, OrderError) as exc:
         await progress.fail_job(ctx.db, ctx.clock, job_id, str(exc))
     except StorageError as exc:
@@ -60,70 +67,137 @@ async def plan(ctx: EngineContext, job_id: int, partition_entries: int = PARTITI
 
 
 FLUSH_SECONDS = 0.25  # planned partitions are written at most this long after they are cut
+PLAN_LANES = 8  # shards listed at the same time by one planner
 
 
-async def _enumerate(ctx: EngineContext, step: Step, partition_entries: int) -> None:
-    job = step.job
-    job_id = job.id
-    op = OPERATIONS[JobType(job.job_type)]
-    inline = ctx.inline and op.pure
-    limits = ctx.limits(job_id, step.op.common)
-    seq = job.partitions_planned
-    cursor: str | None = job.enum_cursor
-    pending: list[Entry] = []  # listed, not yet in a partition
-    cut: list[progress.Planned] = []  # partitions not yet written
-    flushed_at = 0.0
+async def _shards(step: Step, versions: bool) -> list[Scope]:
+    """The job's shards; a re-run of failed keys reads them from the database, unsplit."""
+    prefix = step.op.common.prefix
+    if step.op.source_job_id is not None:
+        return [Scope(prefix)]
+    lister = step.op.source.lister
+    return await discover(lister, step.job.bucket_name, versions=versions, prefix=prefix)
 
-    async def flush() -> bool:
-        """Write the cut partitions (done, or with their tasks) in one transaction."""
-        nonlocal seq, flushed_at
-        if not cut:
-            return True
+
+def _first_error(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+class _Enumeration:
+    """One planner run over the job's open shards: listed side by side, cut into
+    partitions each on its own, written together in batches."""
+
+    def __init__(self, ctx: EngineContext, step: Step, partition_entries: int) -> None:
+        self.ctx = ctx
+        self.step = step
+        self.job_id: int = step.job.id
+        self.op = OPERATIONS[JobType(step.job.job_type)]
+        self.inline = ctx.inline and self.op.pure
+        self.limits = ctx.limits(self.job_id, step.op.common)
+        self.partition_entries = partition_entries
+        self.seq: int = step.job.partitions_planned
+        self.cut: list[progress.Planned] = []  # partitions not yet written
+        self.finished: set[int] = set()  # shards listed to their end, not yet written
+        self.flushed_at = 0.0
+        self.writing = asyncio.Lock()
+        self.stopped = False
+
+    async def run(self) -> None:
+        async with self.ctx.db.connect() as conn:
+            shards = await progress.open_shards(conn, self.job_id)
+        queue = iter(shards)
+        lanes = min(PLAN_LANES, self.step.op.common.max_concurrency or PLAN_LANES)
+
+        async def lane() -> None:
+            for shard in queue:
+                if self.stopped:
+                    return
+                await self._shard(shard)
+
         try:
-            async with ctx.db.begin() as conn:
-                if not await progress.add_partitions(
-                    conn, ctx.clock, job_id, seq, cut, ctx.worker_name
-                ):
-                    return False
-                if not inline:
-                    await queue.enqueue_partitions(conn, job_id, range(seq, seq + len(cut)))
-        except progress.JobEnded:
-            return False
-        seq += len(cut)
-        cut.clear()
-        flushed_at = time.monotonic()
-        return True
-
-    async def add(last_key: str | None, next_key: str | None, part: list[Entry]) -> None:
-        nonlocal cursor
-        selected = sum(1 for e in part if op.count_entry(e))
-        delta = await op.act(step.op, part, cursor) if inline else None
-        cut.append(progress.Planned(cursor, last_key, next_key, len(part), selected, delta))
-        cursor = last_key
-
-    async for page in step.pages(cursor, check_order=True):
-        if inline:
-            await limits.operations(len(page))
-        if job_id in ctx.cancelled:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(lanes, len(shards))):
+                    group.create_task(lane())
+        except BaseExceptionGroup as errors:
+            raise _first_error(errors) from None
+        if self.stopped or not await self.flush():
             return
-        pending.extend(page)
-        if len(pending) >= partition_entries:
-            boundary = split_at_key_boundary(pending)
-            if boundary > 0:
-                await add(pending[boundary - 1].key, pending[boundary].key, pending[:boundary])
-                pending = pending[boundary:]
-        if cut and time.monotonic() - flushed_at >= FLUSH_SECONDS and not await flush():
-            return
-    if pending:
-        await add(None, None, pending)
-    if not await flush():
-        return
-    async with ctx.db.begin() as conn:
-        after = await progress.mark_enumerated(conn, ctx.clock, job_id)
-        finished = after is not None and after.partitions_done == after.partitions_planned
-        if finished and not inline:
-            await queue.enqueue_finish(conn, job_id)
-    if finished and inline:
-        # Every partition is done here and now: finish without a round trip through the
-        # queue (a crash before the end leaves it to the recovery sweep).
-        await finish_job(ctx, job_id)
+        await self._enumerated()
+
+    async def _shard(self, shard: Any) -> None:
+        """Cut one shard's listing into partitions, acting on them when inline."""
+        scope = Scope(shard.prefix, shard.delimited)
+        op_ctx = replace(self.step.op, scope=scope)
+        cursor: str | None = shard.cursor
+        pending: list[Entry] = []  # listed, not yet in a partition
+
+        async def add(last_key: str | None, next_key: str | None, part: list[Entry]) -> None:
+            nonlocal cursor
+            selected = sum(1 for e in part if self.op.count_entry(e))
+            delta = await self.op.act(op_ctx, part, cursor) if self.inline else None
+            self.cut.append(
+                progress.Planned(
+                    shard.shard, scope, cursor, last_key, next_key, len(part), selected, delta
+                )
+            )
+            cursor = last_key
+
+        async for page in self.step.pages(scope, cursor, check_order=True):
+            if self.inline:
+                await self.limits.operations(len(page))
+            if self.stopped or self.job_id in self.ctx.cancelled:
+                self.stopped = True
+                return
+            pending.extend(page)
+            if len(pending) >= self.partition_entries:
+                boundary = split_at_key_boundary(pending)
+                if boundary > 0:
+                    await add(pending[boundary - 1].key, pending[boundary].key, pending[:boundary])
+                    pending = pending[boundary:]
+            if self.cut and time.monotonic() - self.flushed_at >= FLUSH_SECONDS:
+                await self.flush()
+        if pending:
+            await add(None, None, pending)
+        self.finished.add(shard.shard)
+
+    async def flush(self) -> bool:
+        """Write the cut partitions (done, or with their tasks) and finished shards in one
+        transaction; False (and every lane stops) if the job has ended."""
+        async with self.writing:
+            if self.stopped:
+                return False
+            cut, self.cut = self.cut, []
+            finished, self.finished = self.finished, set()
+            if not cut and not finished:
+                return True
+            ctx, job_id = self.ctx, self.job_id
+            try:
+                async with ctx.db.begin() as conn:
+                    written = await progress.add_partitions(
+                        conn, ctx.clock, job_id, self.seq, cut, finished, ctx.worker_name
+                    )
+                    if written and not self.inline:
+                        seqs = range(self.seq, self.seq + len(cut))
+                        await queue.enqueue_partitions(conn, job_id, seqs)
+            except progress.JobEnded:
+                written = False
+            if not written:
+                self.stopped = True
+                return False
+            self.seq += len(cut)
+            self.flushed_at = time.monotonic()
+            return True
+
+    async def _enumerated(self) -> None:
+        ctx, job_id = self.ctx, self.job_id
+        async with ctx.db.begin() as conn:
+            after = await progress.mark_enumerated(conn, ctx.clock, job_id)
+            finished = after is not None and after.partitions_done == after.partitions_planned
+            if finished and not self.inline:
+                await queue.enqueue_finish(conn, job_id)
+        if finished and self.inline:
+            # Every partition is done here and now: finish without a round trip through the
+            # queue (a crash before the end leaves it to the recovery sweep).
+            await finish_job(ctx, job_id)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, select, update
+from sqlalchemy import and_, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bucketjobs.clock import Clock
-from bucketjobs.db.models import job_failures, job_partitions, jobs
+from bucketjobs.db.models import job_failures, job_partitions, job_shards, jobs
 from bucketjobs.jobs.model import ACTIVE_STATES, JobState, states_before
 from bucketjobs.ops.base import Delta
+from bucketjobs.storage.listing import Scope
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
 
@@ -59,9 +60,12 @@ async def finish(
 
 @dataclass
 class Planned:
-    """A partition the planner has cut: its key range `(start_after, last_key]`, the first
-    key after it, its size, and — when the planner acted on it itself — its counters."""
+    """A partition the planner has cut: its shard and listing, its key range
+    `(start_after, last_key]` in it, the first key after it, its size, and — when the
+    planner acted on it itself — its counters."""
 
+    shard: int
+    scope: Scope
     start_after: str | None
     last_key: str | None
     next_key: str | None
@@ -76,16 +80,34 @@ async def fail_job(db: AsyncEngine, clock: Clock, job_id: int, message: str) -> 
         await finish(conn, clock, job_id, JobState.FAILED, message=message)
 
 
+async def add_shards(conn: AsyncConnection, job_id: int, scopes: list[Scope]) -> None:
+    await conn.execute(
+        job_shards.insert(),
+        [
+            {"job_id": job_id, "shard": n, "prefix": s.prefix, "delimited": s.delimited}
+            for n, s in enumerate(scopes)
+        ],
+    )
+
+
+async def open_shards(conn: AsyncConnection, job_id: int) -> list[Any]:
+    """The job's shards not yet enumerated to their end, in order."""
+    query = select(job_shards).where(job_shards.c.job_id == job_id, job_shards.c.done.is_(False))
+    return list(await conn.execute(query.order_by(job_shards.c.shard)))
+
+
 async def add_partitions(
     conn: AsyncConnection,
     clock: Clock,
     job_id: int,
     first_seq: int,
     parts: list[Planned],
+    finished: set[int],
     worker: str,
 ) -> bool:
-    """Record planned partitions (done ones with their counters) and move the enumeration
-    cursor past them, in two statements; False if the job has ended meanwhile."""
+    """Record planned partitions (done ones with their counters), move their shards'
+    cursors past them and mark the `finished` shards done; False if the job has ended
+    meanwhile. `first_seq` must be the job's partition count: one planner writes at a time."""
     done = [p.delta for p in parts if p.delta is not None]
     target = JobState.EXECUTING if done else JobState.PROCESSING
     moved = await conn.execute(
@@ -94,7 +116,6 @@ async def add_partitions(
             jobs.c.id == job_id, jobs.c.state.in_(ACTIVE), jobs.c.partitions_planned == first_seq
         )
         .values(
-            enum_cursor=parts[-1].last_key,
             partitions_planned=first_seq + len(parts),
             partitions_done=jobs.c.partitions_done + len(done),
             total=jobs.c.total + sum(p.selected for p in parts),
@@ -111,12 +132,24 @@ async def add_partitions(
     )
     if not moved.rowcount:
         return False
+    cursors = {p.shard: p.last_key for p in parts}
+    if cursors or finished:
+        await conn.execute(
+            update(job_shards)
+            .where(job_shards.c.job_id == job_id, job_shards.c.shard == bindparam("n"))
+            .values(cursor=bindparam("c"), done=bindparam("d")),
+            [{"n": n, "c": cursors.get(n), "d": n in finished} for n in cursors.keys() | finished],
+        )
+    if not parts:
+        return True
     await conn.execute(
         job_partitions.insert(),
         [
             {
                 "job_id": job_id,
                 "seq": first_seq + n,
+                "prefix": p.scope.prefix,
+                "delimited": p.scope.delimited,
                 "start_after": p.start_after,
                 "last_key": p.last_key,
                 "next_key": p.next_key,

@@ -7,6 +7,7 @@ Counters are committed once, with the partition's done mark: a partition that ru
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from sqlalchemy import select
 
@@ -17,6 +18,7 @@ from bucketjobs.engine.jobctx import load_step
 from bucketjobs.jobs.model import JobState, JobType
 from bucketjobs.ops.base import Delta, JobFailed
 from bucketjobs.ops.registry import OPERATIONS
+from bucketjobs.storage.listing import Scope
 from bucketjobs.storage.retry import StorageError
 
 
@@ -38,6 +40,9 @@ async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
 
     op = OPERATIONS[JobType(job.job_type)]
     step = await load_step(ctx, job)
+    # Rows planned before shards existed have no prefix: they list the job's own.
+    scope = Scope(step.op.scope.prefix if part.prefix is None else part.prefix, part.delimited)
+    op_ctx = replace(step.op, scope=scope)
     limits = ctx.limits(job_id, step.op.common)
     delta = Delta()
     try:
@@ -45,11 +50,12 @@ async def run_partition(ctx: EngineContext, job_id: int, seq: int) -> None:
         # Other ops take a slot per request they make (JobContext.slot).
         async with limits.slot() if op.pure else contextlib.nullcontext():
             after = part.start_after
-            async for page in step.pages(part.start_after, part.last_key, part.next_key):
+            pages = step.pages(scope, part.start_after, part.last_key, part.next_key)
+            async for page in pages:
                 await limits.operations(len(page))
                 if job_id in ctx.cancelled:
                     return
-                delta.add(await op.act(step.op, page, after))
+                delta.add(await op.act(op_ctx, page, after))
                 after = page[-1].key
     except (StorageError, JobFailed) as exc:
         await progress.fail_job(ctx.db, ctx.clock, job_id, f"partition {seq}: {exc}")

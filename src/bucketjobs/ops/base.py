@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from bucketjobs.jobs.params import CommonParams
 from bucketjobs.storage.lister import Entry
+from bucketjobs.storage.listing import Scope
 from bucketjobs.storage.store import Store
 
 
@@ -76,6 +77,8 @@ class JobContext:
     source: Store
     store: Callable[[int], Awaitable[Store]]
     source_job_id: int | None = None
+    # The listing the entries handed to `act` come from (the job's prefix, or a shard's).
+    scope: Scope = field(default_factory=Scope)
     # One of the job's in-flight request slots (`maxConcurrency`), for ops that make requests.
     slot: Callable[[], AbstractAsyncContextManager[Any]] = nullcontext
 

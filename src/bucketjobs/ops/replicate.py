@@ -19,7 +19,7 @@ from typing import Any
 
 from bucketjobs.ops.base import Delta, Failure, JobContext, JobFailed
 from bucketjobs.storage.copy import server_side_copy, streamed_copy
-from bucketjobs.storage.listing import sort_key
+from bucketjobs.storage.listing import DELIMITER, Scope, sort_key
 from bucketjobs.storage.retry import StorageError, with_retries
 from bucketjobs.storage.store import Store
 
@@ -111,7 +111,7 @@ class Replicate:
         delta = Delta()
         todo = [e for e in entries if not e.delete_marker]
         if ctx.plan["filter"] == MISSING:
-            present = await _listed(dest, bucket, prefix, ctx.common.prefix, after, todo)
+            present = await _listed(dest, bucket, prefix, ctx.scope, after, todo)
             copy = [e for e in todo if not identical(e, present.get(prefix + e.key))]
             delta.skipped = len(todo) - len(copy)
             todo = copy
@@ -125,7 +125,9 @@ class Replicate:
 
         async def copy_one(entry: Any) -> int:
             size = entry.size
-            if server_side:
+            # SeaweedFS keeps a `dir/` marker as a directory: GET works, CopyObject answers
+            # NoSuchKey. A marker is empty, so reading and writing it costs nothing extra.
+            if server_side and not entry.key.endswith("/"):
                 if size < 0:  # a FAILED re-run knows keys, not sizes
                     _, head, _ = await ctx.source.http.request("HEAD", ctx.bucket, entry.key)
                     size = int(head.get("Content-Length", "0"))
@@ -186,7 +188,7 @@ async def _listed(
     dest: Store,
     bucket: str,
     dest_prefix: str,
-    prefix: str,
+    scope: Scope,
     after: str | None,
     entries: Sequence[Any],
 ) -> dict[str, Any]:
@@ -203,10 +205,13 @@ async def _listed(
     last = max(order(k) for k in wanted)
     found: dict[str, Any] = {}
     cursor = dest_prefix + after if after is not None else None
+    token: str | None = None
+    delimiter = DELIMITER if scope.delimited else None
     while True:
         call = functools.partial(
-            dest.lister.page, bucket, versions=False, prefix=dest_prefix + prefix, after=cursor
-        )
+            dest.lister.page, bucket, versions=False, prefix=dest_prefix + scope.prefix,
+            after=cursor, delimiter=delimiter, token=token,
+        )  # fmt: skip
         try:
             page = await with_retries(call)
         except StorageError as exc:
@@ -215,6 +220,8 @@ async def _listed(
         for entry in page.entries:
             if entry.key in wanted:
                 found[entry.key] = entry
-        if not page.truncated or not page.entries or order(page.entries[-1].key) >= last:
+        passed = bool(page.entries) and order(page.entries[-1].key) >= last
+        if passed or not page.truncated or not (page.entries or page.token):
             return found
-        cursor = page.entries[-1].key
+        cursor = page.entries[-1].key if page.entries else cursor
+        token = page.token

@@ -20,7 +20,7 @@ from typing import Any
 from bucketjobs.storage.lister import Entry, Page, S3Lister
 from bucketjobs.storage.retry import with_retries
 
-__all__ = ["Entry", "OrderError", "Upload", "iter_range", "iter_uploads", "sort_key"]
+__all__ = ["Entry", "OrderError", "Scope", "Upload", "iter_range", "iter_uploads", "sort_key"]
 
 LEXICOGRAPHIC = "lexicographic"
 HIERARCHICAL = "hierarchical"
@@ -28,6 +28,18 @@ HIERARCHICAL = "hierarchical"
 
 class OrderError(Exception):
     """The store listed keys out of the order configured for it: ranges would be wrong."""
+
+
+DELIMITER = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The listing a key range belongs to: keys under `prefix`, or with `delimited` only
+    those directly under it (the objects beside a job's shard prefixes)."""
+
+    prefix: str = ""
+    delimited: bool = False
 
 
 def _hierarchical(key: str) -> tuple[str, ...]:
@@ -48,13 +60,13 @@ async def iter_range(
     *,
     versions: bool,
     order: str,
-    prefix: str = "",
+    scope: Scope = Scope(),
     start_after: str | None = None,
     last_key: str | None = None,
     next_key: str | None = None,
     check_order: bool = False,
 ) -> AsyncIterator[list[Entry]]:
-    """Pages of entries with keys in (start_after, last_key], in the store's order.
+    """Pages of entries of `scope` with keys in (start_after, last_key], in the store's order.
 
     `check_order` (the planner's pass) verifies every key against `order` and raises
     OrderError on the first one out of place, rather than planning wrong ranges.
@@ -63,10 +75,14 @@ async def iter_range(
     bound = ordered(last_key) if last_key is not None else None
     previous = ordered(start_after) if check_order and start_after is not None else None
 
-    def fetch(after: str | None, version_marker: str | None) -> asyncio.Future[Page]:
+    delimiter = DELIMITER if scope.delimited else None
+
+    def fetch(
+        after: str | None, version_marker: str | None, token: str | None = None
+    ) -> asyncio.Future[Page]:
         call = functools.partial(
-            lister.page, bucket, versions=versions, prefix=prefix, after=after,
-            version_marker=version_marker,
+            lister.page, bucket, versions=versions, prefix=scope.prefix, after=after,
+            version_marker=version_marker, delimiter=delimiter, token=token,
         )  # fmt: skip
         return asyncio.ensure_future(with_retries(call))
 
@@ -100,8 +116,11 @@ async def iter_range(
             complete = end < len(entries) or (
                 not versions and bool(entries) and entries[-1].key == last_key
             )  # one entry per key without versions: the range's last key ends it
-            if not complete and page.truncated and page.next_key_marker is not None:
-                request = fetch(page.next_key_marker, page.next_version_marker)
+            if not complete and page.truncated:
+                if page.token is not None:
+                    request = fetch(None, None, page.token)
+                elif page.next_key_marker is not None:
+                    request = fetch(page.next_key_marker, page.next_version_marker)
             if end:
                 yield entries[:end] if end < len(entries) else entries
     finally:
