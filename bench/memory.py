@@ -8,38 +8,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RssSampler, Service, run_job, service
-
-from bucketjobs.storage.components import Component, endpoint_location
-from bucketjobs.storage.http import S3Http
+from harness import RssSampler, Service, fast_seed, run_job, service
 
 MB = 1_000_000
-
-
-async def fast_seed(svc: Service, bucket: str, count: int, lanes: int = 128) -> float:
-    """`count` 16-byte objects, PUT over the signed fast path; returns seconds taken."""
-    location = endpoint_location(svc.endpoint)
-    http = S3Http(Component(0, "GENERIC_S3", location, svc.access_key, svc.secret_key), lanes)
-    started = time.perf_counter()
-    try:
-        await http.request("PUT", bucket)
-        keys = iter(range(count))
-
-        async def lane() -> None:
-            for i in keys:
-                key = f"d{i % 100:02d}/obj-{i:09d}"
-                await http.request("PUT", bucket, key, data=b"m" * 16,
-                                   headers={"content-length": "16"})  # fmt: skip
-
-        await asyncio.gather(*(lane() for _ in range(lanes)))
-    finally:
-        await http.close()
-    return time.perf_counter() - started
 
 
 async def measure(svc: Service, objects: int, jobs: list[str]) -> dict[str, Any]:

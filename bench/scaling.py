@@ -1,7 +1,8 @@
 """METRIC_RECONCILIATION of one bucket with 1, 2 and 4 worker processes (`--no-inline`:
 every partition is queued, so workers share the listing work), first against the store
-directly, then with latency added in front of it by the test suite's fault proxy.
-Usage:  python bench/scaling.py --objects 200000 --latency-ms 20
+directly, then with latency added in front of it by the test suite's fault proxy. Prints
+each run's CPU seconds by process kind: on a two-core host that says what bound it.
+Usage:  python bench/scaling.py --objects 200000 [--latency-ms 100 --concurrency 1]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import Service, run_job, s3_client, seed, service
+from harness import Service, cpu_seconds, cpu_used, fast_seed, run_job, service
 
 from bucketjobs.storage.components import endpoint_location
 from tests.support.faultproxy import FaultProxy
@@ -55,7 +56,9 @@ async def series(svc: Service, bucket: str, objects: int, counts: list[int], con
         workers = [svc.start_worker(concurrency, inline=False) for _ in range(count)]
         time.sleep(2)  # registered and listening
         try:
+            before = cpu_seconds()
             took, done = await run_job(svc, "METRIC_RECONCILIATION", bucket)
+            cpu = cpu_used(before, cpu_seconds())
         finally:
             for worker in workers:
                 svc.stop(worker)
@@ -63,7 +66,7 @@ async def series(svc: Service, bucket: str, objects: int, counts: list[int], con
         assert done["result"]["metrics"]["objectCount"] == objects, done["result"]
         seconds[count] = took
         print(f"  {label}: {count} worker(s) x concurrency {concurrency}: {took:6.2f} s"
-              f" {objects / took:10,.0f} objects/s", flush=True)  # fmt: skip
+              f" {objects / took:10,.0f} objects/s   CPU s: {cpu}", flush=True)  # fmt: skip
     return seconds
 
 
@@ -77,15 +80,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, default=200_000)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--concurrency", type=int, default=2, help="steps per worker")
-    parser.add_argument("--latency-ms", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=1, help="steps per worker")
+    parser.add_argument("--latency-ms", type=float, default=100)
+    parser.add_argument("--latency-only", action="store_true", help="skip the direct series")
+    parser.add_argument("--prefixes", type=int, default=16, help="top-level prefixes seeded")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     with service(workers=0) as svc:
-        async with s3_client(svc) as client:
-            await seed(client, "scale", args.objects)
-        print(f"{args.objects:,} objects")
-        direct = await series(svc, "scale", args.objects, counts, args.concurrency, "direct")
+        seeded = await fast_seed(svc, "scale", args.objects, prefixes=args.prefixes)
+        print(f"{args.objects:,} objects under {args.prefixes} prefixes (seeded in {seeded:.0f} s)")
+        direct = {}
+        if not args.latency_only:
+            direct = await series(svc, "scale", args.objects, counts, args.concurrency, "direct")
         proxy = ProxyThread(svc.endpoint, args.latency_ms / 1000)
         try:
             await point_primary_at(svc, proxy.url)
@@ -94,7 +100,8 @@ async def main() -> None:
         finally:
             await point_primary_at(svc, svc.endpoint)
             proxy.close()
-    report("direct", direct)
+    if direct:
+        report("direct", direct)
     report(f"+{args.latency_ms:g} ms per request", slow)
     print("bench ok")
 
