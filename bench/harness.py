@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -213,12 +214,16 @@ def cpu_seconds() -> dict[str, float]:
         times = proc.info["cpu_times"]
         if times is not None:
             kinds[kind] = kinds.get(kind, 0.0) + times.user + times.system
+    # Tools the bench ran and waited for (s5cmd, rclone): gone, but counted here.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    kinds["tools"] = children.ru_utime + children.ru_stime
     return kinds
 
 
 def cpu_used(before: dict[str, float], after: dict[str, float]) -> str:
     """`store 3.1 s, workers 2.0 s, …` for the CPU spent between two `cpu_seconds()`."""
     used = {k: after[k] - before.get(k, 0.0) for k in after}
+    used = {k: v for k, v in used.items() if v >= 0.05}
     return ", ".join(f"{k} {v:.1f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1]))
 
 

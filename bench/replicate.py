@@ -20,7 +20,18 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Remote, Service, run_job, s3_client, seed, service, timed, tool
+from harness import (
+    Remote,
+    Service,
+    cpu_seconds,
+    cpu_used,
+    run_job,
+    s3_client,
+    seed,
+    service,
+    timed,
+    tool,
+)
 
 from bucketjobs.client import Mapi
 from bucketjobs.storage.components import endpoint_location
@@ -109,7 +120,10 @@ async def measure(svc: Service, objects: int, size: int, repeat: int) -> dict[st
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(repeat):
             for name, run in runs.items():
+                before = cpu_seconds()
                 times[name].append((await timed(run, 1))[0])
+                print(f"  {name}: {times[name][-1]:.2f} s, CPU s:"
+                      f" {cpu_used(before, cpu_seconds())}", flush=True)  # fmt: skip
         rows = {name: statistics.median(values) for name, values in times.items()}
         for client, dst in made:
             assert await count(client, dst) == objects, f"{dst} is incomplete"

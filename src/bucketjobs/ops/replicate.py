@@ -136,8 +136,9 @@ class Replicate:
                 )
                 return size
             return await streamed_copy(
-                ctx.source.http, dest.http, ctx.bucket, entry.key, bucket, prefix + entry.key
-            )
+                ctx.source.http, dest.http, ctx.bucket, entry.key, bucket, prefix + entry.key,
+                size_hint=size,
+            )  # fmt: skip
 
         async def lane() -> None:
             for entry in pending:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from bucketjobs.storage.http import S3Http, encode_key
+from bucketjobs.storage.http1 import BodyTooLarge
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -154,10 +155,7 @@ async def server_side_copy(
         await http.request("PUT", dst_bucket, dst_key, headers=source)
         return
     _, head, _ = await http.request("HEAD", src_bucket, src_key)
-    headers = carried_headers(head)
-    tagging = await tagging_header(http, src_bucket, src_key, head)
-    if tagging:
-        headers["x-amz-tagging"] = tagging
+    headers = await _copied_headers(http, src_bucket, src_key, head)
     async with _Multipart(http, dst_bucket, dst_key) as upload:
         await upload.start(headers)
         for start in range(0, size, part_size):
@@ -184,16 +182,25 @@ async def streamed_copy(
     dst_bucket: str,
     dst_key: str,
     *,
+    size_hint: int = -1,
     threshold: int = STREAM_THRESHOLD,
     part_size: int = STREAM_PART_SIZE,
 ) -> int:
-    """Copy between stores through this process; returns the bytes copied."""
+    """Copy between stores through this process; returns the bytes copied. `size_hint`
+    (the listed size) lets a small object be read whole in one buffered GET."""
+    if 0 <= size_hint <= SMALL_OBJECT:
+        try:
+            _, head, body = await src.request("GET", src_bucket, src_key, max_body=SMALL_OBJECT)
+        except BodyTooLarge:
+            pass  # it grew since it was listed: stream it below
+        else:
+            headers = await _copied_headers(src, src_bucket, src_key, head)
+            headers["content-length"] = str(len(body))
+            await dst.request("PUT", dst_bucket, dst_key, headers=headers, data=body)
+            return len(body)
     async with src.stream(src_bucket, src_key) as response:
         size = int(response.headers.get("Content-Length", "0"))
-        headers = carried_headers(response.headers)
-        tagging = await tagging_header(src, src_bucket, src_key, response.headers)
-        if tagging:
-            headers["x-amz-tagging"] = tagging
+        headers = await _copied_headers(src, src_bucket, src_key, response.headers)
         headers["content-length"] = str(size)
         if size <= SMALL_OBJECT:
             body = await response.read()  # and the source connection goes back to its pool
@@ -215,3 +222,14 @@ async def streamed_copy(
             return size
     await dst.request("PUT", dst_bucket, dst_key, headers=headers, data=body)
     return size
+
+
+async def _copied_headers(
+    http: S3Http, bucket: str, key: str, head: Mapping[str, str]
+) -> dict[str, str]:
+    """What a copy written through this process must carry: headers, metadata, tags."""
+    headers = carried_headers(head)
+    tagging = await tagging_header(http, bucket, key, head)
+    if tagging:
+        headers["x-amz-tagging"] = tagging
+    return headers

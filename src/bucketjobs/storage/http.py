@@ -1,23 +1,24 @@
-"""Signed S3 requests over one aiohttp connection pool per component: the fast path.
+"""Signed S3 requests: the fast path for listing and object operations.
 
-Listing and object operations go through here rather than through botocore: for small
-objects a job's cost is the per-request client work, and botocore's request pipeline
-(parameter validation, event hooks, XML models) is most of it. aiobotocore remains for
-rare calls (configuration reads, multipart upload listings) where convenience wins.
+Not through botocore: for small objects a job's cost is the per-request client work, and
+botocore's request pipeline (parameter validation, event hooks, XML models) is most of it;
+aiobotocore remains for rare calls (configuration reads, multipart upload listings).
+Requests whose bodies fit in memory go over a lean HTTP/1.1 pool (storage/http1.py),
+streamed bodies either way over aiohttp; each keeps its own connections to the component.
 """
 
 from __future__ import annotations
 
 import contextlib
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 from bucketjobs.storage.components import Component
+from bucketjobs.storage.http1 import Http1Pool
 from bucketjobs.storage.retry import S3ResponseError
 from bucketjobs.storage.sigv4 import SigV4Signer
 
@@ -59,6 +60,12 @@ class S3Http:
             sock_connect=float(component.config.get("connectionTimeout") or 10),
             sock_read=float(component.config.get("socketTimeout") or 60),
         )
+        scheme, location = self.endpoint.split("://", 1)
+        host, _, port = location.rpartition(":")
+        self._pool = Http1Pool(
+            scheme, host.strip("[]"), int(port), limit,
+            connect_timeout=timeout.sock_connect or 10, read_timeout=timeout.sock_read or 60,
+        )  # fmt: skip
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300),
             timeout=timeout,
@@ -74,7 +81,8 @@ class S3Http:
         key: str | None,
         query: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
-    ) -> tuple[URL, dict[str, str]]:
+    ) -> tuple[str, dict[str, str]]:
+        """The encoded request target (path and query) and the signed headers."""
         path = f"/{quote(bucket, safe='')}"
         if key is not None:
             path += "/" + encode_key(key)
@@ -82,8 +90,10 @@ class S3Http:
         signed = self._signer.sign(
             method, self._host, path, encoded, {k.lower(): v for k, v in (headers or {}).items()}
         )
-        url = f"{self.endpoint}{path}" + (f"?{encoded}" if encoded else "")
-        return URL(url, encoded=True), signed
+        return path + (f"?{encoded}" if encoded else ""), signed
+
+    def _url(self, target: str) -> URL:
+        return URL(self.endpoint + target, encoded=True)
 
     async def request(
         self,
@@ -93,29 +103,42 @@ class S3Http:
         *,
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        data: Any = None,
+        data: bytes | AsyncIterable[bytes] | None = None,
         ok: tuple[int, ...] = (200,),
-    ) -> tuple[int, Any, bytes]:
-        """One request, read whole (answers here are small XML or empty); raises
-        S3ResponseError on a status outside `ok` — and on a 200 carrying an error, which
-        CopyObject and CompleteMultipartUpload may send."""
-        url, signed = self._prepare(method, bucket, key, query, headers)
-        async with self._session.request(method, url, headers=signed, data=data) as response:
-            body = await response.read()
-            if response.status not in ok or (response.status == 200 and b"<Error>" in body[:256]):
-                raise error_from(response.status, body)
-            return response.status, response.headers, body
+        max_body: int | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One request, its answer read whole (answers here are small XML, empty, or a
+        small object: above `max_body` bytes, http1.BodyTooLarge and nothing is read);
+        raises S3ResponseError on a status outside `ok` — and on a 200 carrying an error,
+        which CopyObject and CompleteMultipartUpload may send."""
+        target, signed = self._prepare(method, bucket, key, query, headers)
+        answer_headers: Mapping[str, str]
+        if data is None or isinstance(data, bytes):
+            signed["host"] = self._host
+            status, answer_headers, body = await self._pool.request(
+                method, target, signed, data or b"", max_body=max_body
+            )
+        else:
+            url = self._url(target)
+            async with self._session.request(method, url, headers=signed, data=data) as response:
+                status, answer_headers, body = (
+                    response.status, response.headers, await response.read()
+                )  # fmt: skip
+        if status not in ok or (status == 200 and b"<Error>" in body[:256]):
+            raise error_from(status, body)
+        return status, answer_headers, body
 
     @contextlib.asynccontextmanager
     async def stream(
         self, bucket: str, key: str, headers: Mapping[str, str] | None = None
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET an object and hand back the open response, to be read in chunks."""
-        url, signed = self._prepare("GET", bucket, key, None, headers)
-        async with self._session.get(url, headers=signed) as response:
+        target, signed = self._prepare("GET", bucket, key, None, headers)
+        async with self._session.get(self._url(target), headers=signed) as response:
             if response.status not in (200, 206):
                 raise error_from(response.status, await response.read())
             yield response
 
     async def close(self) -> None:
+        await self._pool.close()
         await self._session.close()
