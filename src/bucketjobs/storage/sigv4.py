@@ -12,14 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import time
 from collections.abc import Callable
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
 ALGORITHM = "AWS4-HMAC-SHA256"
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class SigV4Signer:
@@ -31,7 +28,7 @@ class SigV4Signer:
         secret_key: str,
         region: str,
         *,
-        now: Callable[[], dt.datetime] = _now,
+        now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self._access_key = access_key
         self._secret = ("AWS4" + secret_key).encode()
@@ -39,6 +36,18 @@ class SigV4Signer:
         self._now = now
         self._day = ""
         self._key = b""
+        self._second = -1
+        self._stamp = ""
+
+    def _timestamp(self) -> str:
+        """`YYYYMMDDTHHMMSSZ`, formatted once a second (every request needs one)."""
+        if self._now is not None:
+            return self._now().strftime("%Y%m%dT%H%M%SZ")
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+        return self._stamp
 
     def _signing_key(self, day: str) -> bytes:
         if day != self._day:
@@ -53,7 +62,7 @@ class SigV4Signer:
     ) -> dict[str, str]:
         """Add the date, payload and Authorization headers to `headers` (lower-case names)
         and return it. `path` and `query` are already URI-encoded, the query sorted."""
-        stamp = self._now().strftime("%Y%m%dT%H%M%SZ")
+        stamp = self._timestamp()
         day = stamp[:8]
         headers["x-amz-date"] = stamp
         headers.setdefault("x-amz-content-sha256", UNSIGNED)
@@ -71,7 +80,7 @@ class SigV4Signer:
         )
         scope = f"{day}/{self._region}/s3/aws4_request"
         to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        signature = hmac.new(self._signing_key(day), to_sign.encode(), hashlib.sha256).hexdigest()
+        signature = hmac.digest(self._signing_key(day), to_sign.encode(), "sha256").hex()
         headers["authorization"] = (
             f"{ALGORITHM} Credential={self._access_key}/{scope}, "
             f"SignedHeaders={';'.join(names)}, Signature={signature}"
