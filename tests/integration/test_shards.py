@@ -7,6 +7,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from bucketjobs.storage.components import Component, endpoint_location
+from bucketjobs.storage.http import S3Http
+from bucketjobs.storage.lister import S3Lister
 from tests.support.objects import assert_same_objects
 from tests.support.s3 import put_many
 
@@ -83,3 +86,30 @@ async def test_job_prefix_is_split_within_it(admin, s3, bucket, db):
     assert job["result"]["metrics"]["objectCount"] == 150
     shards = await _shards(db, job["jobId"]["id"])
     assert [s[0] for s in shards] == ["logs/a/", "logs/b/", "logs/c/"]
+
+
+async def test_delimited_listing_pages_on_past_common_prefixes(store, s3, bucket):
+    """The delimited shard's listing, in pages smaller than its prefixes: continuation
+    tokens carry it past pages that hold only common prefixes."""
+    top = ["a", "m", "z"]
+    keys = [f"p{n}/x" for n in range(5)] + top
+    await put_many(s3, bucket, ((k, b"t") for k in keys))
+    location = endpoint_location(store.endpoint)
+    http = S3Http(Component(0, "GENERIC_S3", location, store.access_key, store.secret_key))
+    lister = S3Lister(http)
+    entries, prefixes, token, pages = [], [], None, 0
+    try:
+        while True:
+            page = await lister.page(bucket, versions=False, delimiter="/", max_keys=2, token=token)
+            entries += [e.key for e in page.entries]
+            prefixes += page.prefixes
+            pages += 1
+            if not page.truncated:
+                break
+            assert page.token, "a truncated delimiter page must say where to go on"
+            token = page.token
+    finally:
+        await http.close()
+    assert entries == top
+    assert prefixes == [f"p{n}/" for n in range(5)]
+    assert pages >= 4

@@ -156,7 +156,8 @@ class _Enumeration:
                 if boundary > 0:
                     await add(pending[boundary - 1].key, pending[boundary].key, pending[:boundary])
                     pending = pending[boundary:]
-            if self.cut and time.monotonic() - self.flushed_at >= FLUSH_SECONDS:
+            due = time.monotonic() - self.flushed_at >= FLUSH_SECONDS
+            if self.cut and due and not self.writing.locked():  # else a flush is under way
                 await self.flush()
         if pending:
             await add(None, None, pending)

@@ -227,10 +227,11 @@ def threshold_crossed(row: Any, threshold: float, *, final: bool) -> bool:
 
 
 async def set_plan(conn: AsyncConnection, clock: Clock, job_id: int, plan: dict[str, Any]) -> bool:
-    """Store what preparation found; False if the job has ended meanwhile."""
+    """Store what preparation found; False if the job has ended meanwhile (or another
+    planner prepared it first)."""
     result = await conn.execute(
         update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE))
+        .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE), jobs.c.plan.is_(None))
         .values(plan=plan, updated_at=clock.now())
     )
     return bool(result.rowcount)
