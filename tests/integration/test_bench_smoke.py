@@ -43,3 +43,9 @@ def test_memory_bench_50k_stays_bounded():
 def test_scaling_bench_smoke():
     out = _bench("scaling.py", "--objects", "2000", "--workers", "1,2", "--latency-ms", "5")
     assert "direct speed-up" in out and "+5 ms per request speed-up" in out
+
+
+def test_client_paths_bench_smoke():
+    out = _bench("client_paths.py", "--objects", "200", "--repeat", "1")
+    for row in ("lean HTTP/1.1 pool", "aiohttp + own SigV4", "obstore", "aiobotocore"):
+        assert row in out
