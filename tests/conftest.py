@@ -56,6 +56,16 @@ class Stack:
             worker.stop()
         self.workers.clear()
 
+    def add_user(self, name: str, role: str) -> Mapi:
+        """Create a user with the `users add` command; a client logged in as them (the
+        password is `<name>-pw`)."""
+        cmd = ["users", "add", name, "--role", role, "--database-url", self.database_url,
+               "--data-dir", str(self.data_dir)]  # fmt: skip
+        log = self.data_dir / f"users-add-{name}.log"
+        proc = Process(cmd, {"BUCKETJOBS_NEW_PASSWORD": f"{name}-pw"}, log)
+        assert proc.proc.wait(60) == 0, proc.log.read_text()
+        return Mapi(self.base_url, name, f"{name}-pw")
+
 
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -205,13 +205,7 @@ async def test_unknown_route_and_wrong_method(stack, admin):
 
 async def test_user_role_cannot_see_others(stack, admin, s3, bucket):
     """A `user` sees only its own jobs and cannot read or cancel others'."""
-    from tests.support.services import Process
-
-    cmd = ["users", "add", "alice", "--role", "user", "--database-url", stack.database_url,
-           "--data-dir", str(stack.data_dir)]  # fmt: skip
-    proc = Process(cmd, {"BUCKETJOBS_NEW_PASSWORD": "alice-pw"}, stack.data_dir / "cli.log")
-    assert proc.proc.wait(60) == 0, proc.log.read_text()
-    alice = Mapi(stack.base_url, "alice", "alice-pw")
+    alice = stack.add_user("alice", "user")
     try:
         admins_job = await admin.create("METRIC_RECONCILIATION", bucket)
         job_id = admins_job["jobId"]["id"]

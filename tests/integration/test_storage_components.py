@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from bucketjobs.client import Mapi
 from tests.conftest import component_body
-from tests.support.services import Process, free_port
+from tests.support.services import free_port
 
 
 async def test_create_list_update_without_ever_returning_secrets(admin, remote_store, db):
@@ -109,11 +108,7 @@ async def test_bad_bodies_are_400_and_create_nothing(admin):
 
 
 async def test_only_storage_admins(stack):
-    cmd = ["users", "add", "oscar", "--role", "operator", "--database-url", stack.database_url,
-           "--data-dir", str(stack.data_dir)]  # fmt: skip
-    proc = Process(cmd, {"BUCKETJOBS_NEW_PASSWORD": "oscar-pw"}, stack.data_dir / "cli2.log")
-    assert proc.proc.wait(60) == 0, proc.log.read_text()
-    oscar = Mapi(stack.base_url, "oscar", "oscar-pw")
+    oscar = stack.add_user("oscar", "operator")
     try:
         for path in ("list", "create", "test", "update", "update_state"):
             response = await oscar.post(f"/storage_component/{path}", {})
