@@ -155,38 +155,25 @@ async def timed(call: Any, repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-async def seed(client: Any, bucket: str, count: int, size: int = 16, concurrency: int = 64) -> None:
-    """`count` small objects under a few prefixes, PUT `concurrency` at a time."""
-    with contextlib.suppress(Exception):
-        await client.create_bucket(Bucket=bucket)
-    body = b"b" * size
-    keys = iter(range(count))
-
-    async def lane() -> None:
-        for i in keys:
-            await client.put_object(Bucket=bucket, Key=f"d{i % 16:02d}/obj-{i:08d}", Body=body)
-
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
-
-
-async def fast_seed(
-    svc: Service, bucket: str, count: int, *, prefixes: int = 100, lanes: int = 128
-) -> float:
-    """`count` 16-byte objects under `prefixes` top-level prefixes, PUT over the signed fast
-    path (aiobotocore's own cost would make seeding a million objects take an hour);
-    returns seconds taken."""
+async def seed(
+    svc: Service, bucket: str, count: int, *, size: int = 16, prefixes: int = 16,
+    lanes: int = 128,
+) -> float:  # fmt: skip
+    """A new bucket of `count` objects of `size` bytes under `prefixes` top-level prefixes,
+    PUT over the signed fast path (aiobotocore's own cost would make seeding a million
+    objects take an hour); returns seconds taken."""
     location = endpoint_location(svc.endpoint)
     http = S3Http(Component(0, "GENERIC_S3", location, svc.access_key, svc.secret_key), lanes)
     started = time.perf_counter()
     try:
         await http.request("PUT", bucket)
+        body = b"m" * size
         keys = iter(range(count))
 
         async def lane() -> None:
             for i in keys:
                 key = f"d{i % prefixes:02d}/obj-{i:09d}"
-                await http.request("PUT", bucket, key, data=b"m" * 16,
-                                   headers={"content-length": "16"})  # fmt: skip
+                await http.request("PUT", bucket, key, data=body)
 
         await asyncio.gather(*(lane() for _ in range(lanes)))
     finally:

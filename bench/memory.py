@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RssSampler, Service, fast_seed, run_job, service
+from harness import RssSampler, Service, run_job, seed, service
 
 MB = 1_000_000
 
 
 async def measure(svc: Service, objects: int, jobs: list[str]) -> dict[str, Any]:
-    seeded = await fast_seed(svc, "mem-src", objects)
+    seeded = await seed(svc, "mem-src", objects, prefixes=100)
     pids = {f"{p.args[3]}-{n}": p.pid for n, p in enumerate(svc.processes)}  # type: ignore[index]
     rows: dict[str, Any] = {}
     if "metrics" in jobs:
@@ -28,7 +28,7 @@ async def measure(svc: Service, objects: int, jobs: list[str]) -> dict[str, Any]
         assert done["result"]["metrics"]["objectCount"] == objects, done["result"]
         rows["METRIC_RECONCILIATION"] = (seconds, dict(rss.peak))
     if "replicate" in jobs:
-        await fast_seed(svc, "mem-dst", 0)
+        await seed(svc, "mem-dst", 0)
         params = {"destinationBucket": "mem-dst", "replicationFilter": "ALL"}
         with RssSampler(pids) as rss:
             seconds, done = await run_job(svc, "BATCH_REPLICATE", "mem-src", **params)

@@ -13,7 +13,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +53,7 @@ def list_s5cmd(svc: Service, bucket: str) -> int:
 
 async def measure(svc: Service, size: int, repeat: int) -> dict[str, Any]:
     bucket = f"bench-{size}"
-    async with s3_client(svc) as client:
-        t0 = time.perf_counter()
-        await seed(client, bucket, size)
-        seeded = time.perf_counter() - t0
+    seeded = await seed(svc, bucket, size)
     rows: dict[str, tuple[float, int]] = {}
     rows["obstore list (sequential)"] = await timed(lambda: list_obstore(svc, bucket), repeat)
     rows["aiobotocore list versions"] = await timed(lambda: list_aiobotocore(svc, bucket), 1)

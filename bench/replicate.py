@@ -79,7 +79,7 @@ async def measure(svc: Service, objects: int, size: int, repeat: int) -> dict[st
         return name
 
     async with s3_client(svc) as local, _remote_client(svc.remote or svc) as remote:
-        await seed(local, source, objects, size=size)
+        await seed(svc, source, objects, size=size)
 
         async def job(component: int | None = None) -> None:
             dst = await fresh(local if component is None else remote, "job")

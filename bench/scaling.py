@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import Service, cpu_seconds, cpu_used, fast_seed, run_job, service
+from harness import Service, cpu_seconds, cpu_used, run_job, seed, service
 
 from bucketjobs.storage.components import endpoint_location
 from tests.support.faultproxy import FaultProxy
@@ -87,7 +87,7 @@ async def main() -> None:
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     with service(workers=0) as svc:
-        seeded = await fast_seed(svc, "scale", args.objects, prefixes=args.prefixes)
+        seeded = await seed(svc, "scale", args.objects, prefixes=args.prefixes)
         print(f"{args.objects:,} objects under {args.prefixes} prefixes (seeded in {seeded:.0f} s)")
         direct = {}
         if not args.latency_only:
