@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from bucketjobs.storage.retry import S3ResponseError, StorageError, with_retries
+from bucketjobs.storage.errors import ConnectFailed, ProtocolError, S3Error, StorageError, TimedOut
+from bucketjobs.storage.retry import with_retries
 
 
 def _client_error(code: str, status: int) -> ClientError:
@@ -33,7 +34,11 @@ class Flaky:
         _client_error("SlowDown", 503),
         _client_error("InternalError", 500),
         _client_error("RequestTimeout", 400),
-        S3ResponseError("ServiceUnavailable", "busy", 503),
+        S3Error("ServiceUnavailable", "busy", 503),
+        S3Error("NotImplemented", "odd", 501),
+        ConnectFailed("refused"),
+        TimedOut("slow"),
+        ProtocolError("reset"),
         EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
         ConnectionResetError(),
         TimeoutError(),
@@ -51,7 +56,7 @@ async def test_transient_errors_are_retried(transient):
     [
         (_client_error("NoSuchBucket", 404), "NoSuchBucket", 404),
         (_client_error("AccessDenied", 403), "AccessDenied", 403),
-        (S3ResponseError("NoSuchKey", "gone", 404), "NoSuchKey", 404),
+        (S3Error("NoSuchKey", "gone", 404), "NoSuchKey", 404),
     ],
 )
 async def test_permanent_errors_surface_at_once(permanent, code, status):

@@ -22,8 +22,9 @@ from bucketjobs.auth import permissions as perm
 from bucketjobs.db.models import storage_components
 from bucketjobs.jobs.params import valid_bucket_name
 from bucketjobs.storage.components import decrypt, detect_listing_order
+from bucketjobs.storage.endpoint import DEFAULT_PORTS, Endpoint, tls_context
+from bucketjobs.storage.errors import StorageError
 from bucketjobs.storage.http import S3Http
-from bucketjobs.storage.retry import classify
 
 router = APIRouter(tags=["storage components"])
 ERRORS = (400, 401, 403, 405, 413, 500, 503)
@@ -36,7 +37,10 @@ class ComponentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     label: StrictStr = Field(min_length=1, max_length=256)
-    host: StrictStr = Field(min_length=1, max_length=253)
+    # A DNS name or an IP address (IPv6 with or without brackets): never a URL or a path.
+    host: StrictStr = Field(
+        min_length=1, max_length=253, pattern=r"^([A-Za-z0-9_.-]+|\[?[0-9A-Fa-f:.]+\]?)$"
+    )
     port: StrictInt | None = Field(default=None, ge=1, le=65535)
     uriScheme: Literal["http", "https"] = "https"
     region: StrictStr = Field(default="us-east-1", min_length=1, max_length=64)
@@ -48,6 +52,7 @@ class ComponentConfig(BaseModel):
     maxConnections: StrictInt | None = Field(default=None, ge=1, le=1024)
     connectionTimeout: StrictInt | None = Field(default=None, ge=1, le=3600)
     socketTimeout: StrictInt | None = Field(default=None, ge=1, le=3600)
+    caCertificate: StrictStr | None = Field(default=None, min_length=1, max_length=65536)
 
 
 class CreateBody(BaseModel):
@@ -107,10 +112,19 @@ async def _stored_config(config: ComponentConfig) -> dict[str, Any]:
     """The non-secret config as stored, with the port defaulted and the listing order found."""
     if config.bucket is not None and not valid_bucket_name(config.bucket):
         raise ApiError(400, f"storageComponentConfig.bucket {config.bucket!r} is not valid")
+    if config.caCertificate is not None:
+        if config.uriScheme != "https":
+            raise ApiError(400, "storageComponentConfig.caCertificate needs uriScheme https")
+        try:
+            tls_context(config.caCertificate)
+        except ValueError as exc:
+            raise ApiError(400, f"storageComponentConfig.caCertificate is {exc}") from None
     stored = config.model_dump(exclude={*SECRET_FIELDS}, exclude_none=True)
-    stored.setdefault("port", 443 if config.uriScheme == "https" else 80)
-    endpoint = f"{config.uriScheme}://{config.host}:{stored['port']}"
-    stored["listingOrder"] = await asyncio.to_thread(detect_listing_order, endpoint)
+    stored.setdefault("port", DEFAULT_PORTS[config.uriScheme])
+    endpoint = Endpoint(config.uriScheme, config.host.strip("[]"), stored["port"]).url
+    stored["listingOrder"] = await asyncio.to_thread(
+        detect_listing_order, endpoint, config.caCertificate
+    )
     return stored
 
 
@@ -265,12 +279,13 @@ async def test_component(
         await asyncio.wait_for(http.request("GET", ""), 30)
         if component.config.get("bucket"):
             await asyncio.wait_for(http.request("HEAD", component.config["bucket"]), 30)
-    except Exception as exc:
-        try:
-            _, code, status, message = classify(exc)
-        except Exception:
-            code, status, message = type(exc).__name__, None, str(exc)
-        result.update(verified=False, httpStatus=status, errorCode=code, errorMessage=message)
+    except StorageError as exc:
+        result.update(
+            verified=False, httpStatus=exc.http_status, errorCode=exc.code, errorMessage=exc.message
+        )
+    except TimeoutError:
+        result.update(verified=False, httpStatus=None, errorCode="Timeout",
+                      errorMessage="no answer within 30 s")  # fmt: skip
     finally:
         await http.close()
     return result

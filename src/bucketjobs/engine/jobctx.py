@@ -62,7 +62,7 @@ class Step:
     async def _failed_keys(
         self, start_after: str | None, last_key: str | None
     ) -> AsyncIterator[list[Entry]]:
-        """The distinct keys the source job failed on, in byte order; sizes are unknown (-1)."""
+        """The distinct keys the source job failed on, in byte order; sizes are unknown."""
         key = job_failures.c.key.collate("C")
         after = start_after
         while True:
@@ -82,7 +82,7 @@ class Step:
                 keys = (await conn.execute(query)).scalars().all()
             if not keys:
                 return
-            yield [Entry(k, None, True, -1, "", "", False) for k in keys]
+            yield [Entry.unlisted(k) for k in keys]
             if len(keys) < FAILED_KEYS_PAGE:
                 return
             after = keys[-1]

@@ -35,10 +35,10 @@ def count_entries(entries: Sequence[Entry]) -> dict[str, int]:
             counts["deleteMarkerCount"] += 1
         elif entry.is_latest:
             counts["objectCount"] += 1
-            counts["bytes"] += entry.size
+            counts["bytes"] += entry.size or 0
         else:
             counts["noncurrentVersionCount"] += 1
-            counts["noncurrentBytes"] += entry.size
+            counts["noncurrentBytes"] += entry.size or 0
     return counts
 
 

@@ -128,7 +128,7 @@ class Replicate:
             # SeaweedFS keeps a `dir/` marker as a directory: GET works, CopyObject answers
             # NoSuchKey. A marker is empty, so reading and writing it costs nothing extra.
             if server_side and not entry.key.endswith("/"):
-                if size < 0:  # a FAILED re-run knows keys, not sizes
+                if size is None:  # a FAILED re-run knows keys, not sizes
                     _, head, _ = await ctx.source.http.request("HEAD", ctx.bucket, entry.key)
                     size = int(head.get("Content-Length", "0"))
                 await server_side_copy(
@@ -149,7 +149,7 @@ class Replicate:
                     if exc.http_status is None:
                         # No answer at all after every retry: a store is down, not this object.
                         raise JobFailed(f"copying {entry.key!r}: {exc}") from exc
-                    if exc.http_status == 404 and entry.size < 0:
+                    if exc.http_status == 404 and entry.size is None:
                         delta.skipped += 1  # failed before, deleted since: nothing to copy
                         continue
                     delta.failed += 1

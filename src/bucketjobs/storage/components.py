@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bucketjobs.db.models import storage_components
+from bucketjobs.storage.endpoint import Endpoint, tls_context
 
 
 @dataclass(frozen=True)
@@ -24,20 +26,33 @@ class Component:
     secret_key: str
 
     @property
+    def location(self) -> Endpoint:
+        scheme = str(self.config.get("uriScheme", "http"))
+        return Endpoint(scheme, str(self.config["host"]).strip("[]"), int(self.config["port"]))
+
+    @property
     def endpoint(self) -> str:
-        scheme = self.config.get("uriScheme", "http")
-        return f"{scheme}://{self.config['host']}:{self.config['port']}"
+        """The endpoint URL, without the scheme's default port (storage/endpoint.py)."""
+        return self.location.url
+
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        """How connections to an `https` component verify it (always; with its own CA when
+        it has `caCertificate`)."""
+        return tls_context(self.config.get("caCertificate")) if self.location.tls else None
 
     @property
     def region(self) -> str:
         return str(self.config.get("region") or "us-east-1")
 
 
-def detect_listing_order(endpoint: str) -> str:
+def detect_listing_order(endpoint: str, ca_pem: str | None = None) -> str:
     """`hierarchical` for stores known to list in directory-tree order (SeaweedFS, seen by
-    its Server header), else S3's `lexicographic`. See storage/listing.py."""
+    its Server header), else S3's `lexicographic`. See storage/listing.py. The probe
+    verifies TLS like every other connection to the component."""
+    verify: ssl.SSLContext | bool = tls_context(ca_pem) if Endpoint.parse(endpoint).tls else False
     try:
-        server = httpx.get(endpoint, timeout=5, verify=False).headers.get("server", "")
+        server = httpx.get(endpoint, timeout=5, verify=verify).headers.get("server", "")
     except httpx.HTTPError:
         server = ""
     return "hierarchical" if server.lower().startswith("seaweedfs") else "lexicographic"
@@ -45,13 +60,8 @@ def detect_listing_order(endpoint: str) -> str:
 
 def endpoint_location(endpoint: str) -> dict[str, Any]:
     """`host`, `port` (defaulted by scheme) and `uriScheme` of an endpoint URL."""
-    scheme, _, rest = endpoint.partition("://")
-    host, _, port = rest.rstrip("/").partition(":")
-    return {
-        "host": host,
-        "port": int(port or (443 if scheme == "https" else 80)),
-        "uriScheme": scheme,
-    }
+    location = Endpoint.parse(endpoint)
+    return {"host": location.host, "port": location.port, "uriScheme": location.scheme}
 
 
 def endpoint_config(endpoint: str, region: str, label: str) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from bucketjobs.storage.errors import AnswerTooLarge, ProtocolError
 from bucketjobs.storage.http import S3Http, encode_key
-from bucketjobs.storage.http1 import BodyTooLarge
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -28,6 +28,19 @@ COPY_PART_SIZE = 512 * MiB
 STREAM_THRESHOLD = 16 * MiB  # cross-store: multipart above this size
 STREAM_PART_SIZE = 8 * MiB
 SMALL_OBJECT = 256 * 1024  # read whole: one buffer is cheaper than a streamed body
+MAX_PARTS = 10_000  # S3's limit on the parts of one upload
+MAX_PART = 5 * GiB  # and on one part's size
+
+
+def part_size_for(size: int, preferred: int) -> int:
+    """`preferred`, or more for an object that would otherwise need more than MAX_PARTS
+    parts: the smallest whole number of MiB that fits it in 10,000 (S3's largest object,
+    5 TiB, takes 525 MiB parts)."""
+    needed = -(-size // MAX_PARTS)
+    if needed <= preferred:
+        return preferred
+    return min(MAX_PART, -(-needed // MiB) * MiB)
+
 
 STANDARD_HEADERS = (
     "content-type",
@@ -113,11 +126,14 @@ class _Multipart:
         )
         self.upload_id = _upload_id(body)
 
-    async def part(self, headers: Mapping[str, str], data: Any = None) -> str:
+    async def part(
+        self, headers: Mapping[str, str], data: Any = None, *, error_in_200: bool = False
+    ) -> str:
         query = {"partNumber": str(len(self.etags) + 1), "uploadId": self.upload_id}
         _, answer_headers, body = await self.http.request(
-            "PUT", self.bucket, self.key, query=query, headers=headers, data=data
-        )
+            "PUT", self.bucket, self.key, query=query, headers=headers, data=data,
+            error_in_200=error_in_200,
+        )  # fmt: skip
         etag = answer_headers.get("ETag") or _etag_of(body)
         self.etags.append(etag)
         return etag
@@ -126,6 +142,7 @@ class _Multipart:
         await self.http.request(
             "POST", self.bucket, self.key, query={"uploadId": self.upload_id},
             data=_complete_body(self.etags), headers={"content-type": "application/xml"},
+            error_in_200=True,
         )  # fmt: skip
         self.upload_id = ""
 
@@ -152,15 +169,17 @@ async def server_side_copy(
     source = {"x-amz-copy-source": copy_source(src_bucket, src_key)}
     if size <= limit:
         # The store copies metadata and tags itself (directives default to COPY).
-        await http.request("PUT", dst_bucket, dst_key, headers=source)
+        await http.request("PUT", dst_bucket, dst_key, headers=source, error_in_200=True)
         return
     _, head, _ = await http.request("HEAD", src_bucket, src_key)
     headers = await _copied_headers(http, src_bucket, src_key, head)
+    part_size = part_size_for(size, part_size)
     async with _Multipart(http, dst_bucket, dst_key) as upload:
         await upload.start(headers)
         for start in range(0, size, part_size):
             end = min(start + part_size, size) - 1
-            await upload.part({**source, "x-amz-copy-source-range": f"bytes={start}-{end}"})
+            range_ = {**source, "x-amz-copy-source-range": f"bytes={start}-{end}"}
+            await upload.part(range_, error_in_200=True)
         await upload.complete()
 
 
@@ -169,7 +188,7 @@ async def _take(stream: Any, count: int) -> AsyncIterator[bytes]:
     while count > 0:
         chunk = await stream.read(min(count, MiB))
         if not chunk:
-            raise ConnectionResetError("the source object ended before its Content-Length")
+            raise ProtocolError("the source object ended before its Content-Length")
         count -= len(chunk)
         yield chunk
 
@@ -182,45 +201,81 @@ async def streamed_copy(
     dst_bucket: str,
     dst_key: str,
     *,
-    size_hint: int = -1,
+    size_hint: int | None = None,
     threshold: int = STREAM_THRESHOLD,
     part_size: int = STREAM_PART_SIZE,
 ) -> int:
     """Copy between stores through this process; returns the bytes copied. `size_hint`
     (the listed size) lets a small object be read whole in one buffered GET."""
-    if 0 <= size_hint <= SMALL_OBJECT:
+    if size_hint is not None and size_hint <= SMALL_OBJECT:
         try:
             _, head, body = await src.request("GET", src_bucket, src_key, max_body=SMALL_OBJECT)
-        except BodyTooLarge:
+        except AnswerTooLarge:
             pass  # it grew since it was listed: stream it below
         else:
             headers = await _copied_headers(src, src_bucket, src_key, head)
-            headers["content-length"] = str(len(body))
             await dst.request("PUT", dst_bucket, dst_key, headers=headers, data=body)
             return len(body)
     async with src.stream(src_bucket, src_key) as response:
-        size = int(response.headers.get("Content-Length", "0"))
         headers = await _copied_headers(src, src_bucket, src_key, response.headers)
-        headers["content-length"] = str(size)
+        length = response.headers.get("Content-Length")
+        if length is None:  # a chunked answer: the size is known at its end only
+            return await _copy_unsized(dst, dst_bucket, dst_key, headers, response.content,
+                                       part_size_for(size_hint or 0, part_size))  # fmt: skip
+        size = int(length)
         if size <= SMALL_OBJECT:
             body = await response.read()  # and the source connection goes back to its pool
         elif size <= threshold:
+            headers["content-length"] = str(size)
             await dst.request(
                 "PUT", dst_bucket, dst_key, headers=headers, data=_take(response.content, size)
             )
             return size
         else:
-            del headers["content-length"]
+            part_size = part_size_for(size, part_size)
             async with _Multipart(dst, dst_bucket, dst_key) as upload:
                 await upload.start(headers)
                 for start in range(0, size, part_size):
-                    length = min(part_size, size - start)
+                    length_ = min(part_size, size - start)
                     await upload.part(
-                        {"content-length": str(length)}, _take(response.content, length)
+                        {"content-length": str(length_)}, _take(response.content, length_)
                     )
                 await upload.complete()
             return size
     await dst.request("PUT", dst_bucket, dst_key, headers=headers, data=body)
+    return size
+
+
+async def _read_up_to(stream: Any, count: int) -> bytes:
+    """Up to `count` bytes of a body: fewer only at its end."""
+    chunks: list[bytes] = []
+    while count > 0:
+        chunk = await stream.read(min(count, MiB))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+async def _copy_unsized(
+    dst: S3Http, bucket: str, key: str, headers: dict[str, str], stream: Any, part_size: int
+) -> int:
+    """Copy a body of unknown length: one PUT if it ends within a part, else multipart
+    with each part read whole before it is sent (S3 needs every part's length up front, so
+    this path holds one part, never the object)."""
+    part = await _read_up_to(stream, part_size)
+    if len(part) < part_size:
+        await dst.request("PUT", bucket, key, headers=headers, data=part)
+        return len(part)
+    size = 0
+    async with _Multipart(dst, bucket, key) as upload:
+        await upload.start(headers)
+        while part:
+            await upload.part({}, part)
+            size += len(part)
+            part = await _read_up_to(stream, part_size)
+        await upload.complete()
     return size
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from bucketjobs.storage.endpoint import Endpoint
+
 
 @dataclass(frozen=True)
 class S3Credentials:
@@ -51,15 +53,25 @@ def load_or_create_credentials(path: Path) -> S3Credentials:
 class EmbeddedSeaweed:
     """One `weed mini` process with its own data dir and ports."""
 
-    def __init__(self, root: Path, s3_port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        s3_port: int | None = None,
+        *,
+        https_port: int | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """`https_port` with `tls` (certificate and key files) adds an HTTPS listener."""
         self.root = root.resolve()
         self.s3_port = s3_port or _free_port()
+        self.https_port = https_port
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
         self.credentials_path = self.root / "s3-credentials.json"
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
+        return Endpoint("http", "127.0.0.1", self.s3_port).url
 
     def start(self, timeout: float = 60) -> S3Credentials:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -88,6 +100,9 @@ class EmbeddedSeaweed:
             f"-s3.port={self.s3_port}", f"-s3.config={config}", "-webdav=false",
             "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]  # fmt: skip
+        if self.https_port is not None and self.tls is not None:
+            args += [f"-s3.port.https={self.https_port}", f"-s3.cert.file={self.tls[0]}",
+                     f"-s3.key.file={self.tls[1]}"]  # fmt: skip
         log = open(self.root / "seaweedfs.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True

@@ -18,8 +18,9 @@ import aiohttp
 from yarl import URL
 
 from bucketjobs.storage.components import Component
+from bucketjobs.storage.errors import AnswerTooLarge, S3Error
 from bucketjobs.storage.http1 import Http1Pool
-from bucketjobs.storage.retry import S3ResponseError
+from bucketjobs.storage.retry import classify
 from bucketjobs.storage.sigv4 import SigV4Signer
 
 _SAFE = "-_.~"
@@ -36,8 +37,8 @@ def encode_query(query: Mapping[str, str]) -> str:
     )
 
 
-def error_from(status: int, body: bytes) -> S3ResponseError:
-    """An S3 error answer → S3ResponseError with its code (or the status when bodiless)."""
+def error_from(status: int, body: bytes) -> S3Error:
+    """An S3 error answer → S3Error with its code (or the status when bodiless)."""
     try:
         root = ET.fromstring(body)
         code = root.findtext("Code") or str(status)
@@ -45,30 +46,47 @@ def error_from(status: int, body: bytes) -> S3ResponseError:
     except ET.ParseError:
         code = {404: "NotFound", 403: "AccessDenied"}.get(status, str(status))
         message = body[:200].decode("utf-8", "replace") or code
-    return S3ResponseError(code, message, status)
+    return S3Error(code, message, status)
+
+
+def _is_error_document(body: bytes) -> bool:
+    """A 200 answer that is really an error: CopyObject, UploadPartCopy and
+    CompleteMultipartUpload may fail after the status line is sent. The root element is
+    `<Error>` (after an optional XML declaration); an object's bytes are never looked at."""
+    head = body[:512].lstrip()
+    if head.startswith(b"<?xml"):
+        head = head[head.find(b"?>") + 2 :].lstrip()
+    return head.startswith(b"<Error>")
 
 
 class S3Http:
-    """Signed requests to one component's endpoint (path-style addressing)."""
+    """Signed requests to one component's endpoint (path-style addressing).
 
-    def __init__(self, component: Component, max_connections: int = 64) -> None:
-        self.endpoint = component.endpoint.rstrip("/")
-        self._host = self.endpoint.split("://", 1)[1]
+    `lean=False` sends in-memory bodies over aiohttp too: the differential test's second
+    client, and the way back should the lean pool ever meet an endpoint it cannot serve.
+    """
+
+    def __init__(
+        self, component: Component, max_connections: int = 64, *, lean: bool = True
+    ) -> None:
+        location = component.location
+        self.endpoint = location.url
+        self._host = location.host_header
         self._signer = SigV4Signer(component.access_key, component.secret_key, component.region)
         limit = int(component.config.get("maxConnections") or max_connections)
-        timeout = aiohttp.ClientTimeout(
-            sock_connect=float(component.config.get("connectionTimeout") or 10),
-            sock_read=float(component.config.get("socketTimeout") or 60),
-        )
-        scheme, location = self.endpoint.split("://", 1)
-        host, _, port = location.rpartition(":")
+        connect_timeout = float(component.config.get("connectionTimeout") or 10)
+        read_timeout = float(component.config.get("socketTimeout") or 60)
+        tls = component.tls
+        self._lean = lean
         self._pool = Http1Pool(
-            scheme, host.strip("[]"), int(port), limit,
-            connect_timeout=timeout.sock_connect or 10, read_timeout=timeout.sock_read or 60,
+            location.host, location.port, limit, tls=tls, server_hostname=location.host,
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
         )  # fmt: skip
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300),
-            timeout=timeout,
+            connector=aiohttp.TCPConnector(
+                limit=limit, ttl_dns_cache=300, ssl=tls if tls is not None else False
+            ),
+            timeout=aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout),
             cookie_jar=aiohttp.DummyCookieJar(),  # S3 sets no cookies; skip the jar's work
             auto_decompress=False,  # objects are copied byte for byte, Content-Encoding kept
             skip_auto_headers=("Content-Type",),
@@ -82,14 +100,16 @@ class S3Http:
         query: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
     ) -> tuple[str, dict[str, str]]:
-        """The encoded request target (path and query) and the signed headers."""
-        path = f"/{quote(bucket, safe='')}"
+        """The encoded request target (path and query) and the signed headers, Host
+        included: the same string is signed and sent, on either path."""
+        path = f"/{quote(bucket, safe='')}" if bucket else "/"
         if key is not None:
             path += "/" + encode_key(key)
         encoded = encode_query(query) if query else ""
         signed = self._signer.sign(
             method, self._host, path, encoded, {k.lower(): v for k, v in (headers or {}).items()}
         )
+        signed["host"] = self._host
         return path + (f"?{encoded}" if encoded else ""), signed
 
     def _url(self, target: str) -> URL:
@@ -106,27 +126,55 @@ class S3Http:
         data: bytes | AsyncIterable[bytes] | None = None,
         ok: tuple[int, ...] = (200,),
         max_body: int | None = None,
+        error_in_200: bool = False,
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One request, its answer read whole (answers here are small XML, empty, or a
-        small object: above `max_body` bytes, http1.BodyTooLarge and nothing is read);
-        raises S3ResponseError on a status outside `ok` — and on a 200 carrying an error,
-        which CopyObject and CompleteMultipartUpload may send."""
+        small object: above `max_body` bytes, AnswerTooLarge and nothing is read).
+
+        Raises S3Error on a status outside `ok`, and with `error_in_200` (CopyObject,
+        UploadPartCopy, CompleteMultipartUpload) on a 200 whose document is an `<Error>`.
+        A body from bytes is sent with its own length; a streamed body needs the caller's
+        `content-length` (S3 takes no chunked uploads).
+        """
+        if data is None or isinstance(data, bytes):
+            headers = {k: v for k, v in (headers or {}).items() if k.lower() != "content-length"}
         target, signed = self._prepare(method, bucket, key, query, headers)
         answer_headers: Mapping[str, str]
-        if data is None or isinstance(data, bytes):
-            signed["host"] = self._host
+        if self._lean and (data is None or isinstance(data, bytes)):
             status, answer_headers, body = await self._pool.request(
                 method, target, signed, data or b"", max_body=max_body
             )
         else:
-            url = self._url(target)
-            async with self._session.request(method, url, headers=signed, data=data) as response:
-                status, answer_headers, body = (
-                    response.status, response.headers, await response.read()
-                )  # fmt: skip
-        if status not in ok or (status == 200 and b"<Error>" in body[:256]):
+            status, answer_headers, body = await self._aiohttp(
+                method, target, signed, data, max_body
+            )
+        if status not in ok or (error_in_200 and status == 200 and _is_error_document(body)):
             raise error_from(status, body)
         return status, answer_headers, body
+
+    async def _aiohttp(
+        self,
+        method: str,
+        target: str,
+        signed: dict[str, str],
+        data: bytes | AsyncIterable[bytes] | None,
+        max_body: int | None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        try:
+            async with self._session.request(
+                method, self._url(target), headers=signed, data=data
+            ) as response:
+                length = response.content_length
+                if max_body is not None and length is not None and length > max_body:
+                    raise AnswerTooLarge(length, max_body)
+                body = await response.content.read(max_body + 1) if max_body is not None else (
+                    await response.read()
+                )  # fmt: skip
+                if max_body is not None and len(body) > max_body:
+                    raise AnswerTooLarge(len(body), max_body)
+                return response.status, response.headers, body
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise classify(exc) from exc
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -134,10 +182,13 @@ class S3Http:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET an object and hand back the open response, to be read in chunks."""
         target, signed = self._prepare("GET", bucket, key, None, headers)
-        async with self._session.get(self._url(target), headers=signed) as response:
-            if response.status not in (200, 206):
-                raise error_from(response.status, await response.read())
-            yield response
+        try:
+            async with self._session.get(self._url(target), headers=signed) as response:
+                if response.status not in (200, 206):
+                    raise error_from(response.status, await response.read())
+                yield response
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise classify(exc) from exc
 
     async def close(self) -> None:
         await self._pool.close()

@@ -41,10 +41,15 @@ class Entry(NamedTuple):
     key: str
     version_id: str | None
     is_latest: bool
-    size: int
+    size: int | None  # None: known by key only, not from a listing (Entry.unlisted)
     etag: str
     modified: str
     delete_marker: bool
+
+    @classmethod
+    def unlisted(cls, key: str) -> Entry:
+        """The current version of `key`, nothing else known (a re-run of failed keys)."""
+        return cls(key, None, True, None, "", "", False)
 
     @property
     def last_modified(self) -> dt.datetime:

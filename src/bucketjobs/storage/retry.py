@@ -1,7 +1,8 @@
 """Retry transient storage errors with exponential backoff and full jitter.
 
-Transient: 5xx, SlowDown/throttling, timeouts, connection resets. Everything else is
-permanent and surfaces at once as `StorageError` with the S3 code and HTTP status.
+Transient: 5xx, SlowDown/throttling, timeouts, connection resets (storage/errors.py says
+which). Everything else is permanent and surfaces at once as the `StorageError` it is,
+with `attempts` set.
 """
 
 from __future__ import annotations
@@ -21,68 +22,38 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-T = TypeVar("T")
-
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "ServiceUnavailable",
-        "RequestLimitExceeded",
-        "TooManyRequests",
-    }
+from bucketjobs.storage.errors import (
+    ConnectFailed,
+    ProtocolError,
+    S3Error,
+    StorageError,
+    TimedOut,
 )
 
+__all__ = ["StorageError", "classify", "with_retries"]
 
-class S3ResponseError(Exception):
-    """An error answer to our own signed requests (storage/http.py), shaped like botocore's."""
-
-    def __init__(self, code: str, message: str, status: int) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
+T = TypeVar("T")
 
 
-class StorageError(Exception):
-    """A storage operation that failed permanently (or ran out of retries)."""
-
-    def __init__(self, code: str, message: str, http_status: int | None, attempts: int) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-        self.attempts = attempts
-
-
-def classify(exc: BaseException) -> tuple[bool, str, int | None, str]:
-    """(transient?, code, http status, message) for an exception raised by a storage call."""
-    if isinstance(exc, S3ResponseError):
-        transient = exc.code in TRANSIENT_CODES or exc.status >= 500
-        return transient, exc.code, exc.status, exc.message
+def classify(exc: BaseException) -> StorageError:
+    """The storage error `exc` stands for: ours as it is, a library's translated. Anything
+    that is not a storage failure (a bug) is raised again unchanged."""
+    if isinstance(exc, StorageError):
+        return exc
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         code = str(error.get("Code") or status or "Unknown")
-        transient = code in TRANSIENT_CODES or (status is not None and int(status) >= 500)
-        return transient, code, status, str(error.get("Message") or code)
-    if isinstance(
-        exc,
-        EndpointConnectionError
-        | ConnectionClosedError
-        | ConnectTimeoutError
-        | ReadTimeoutError
-        | aiohttp.ClientError
-        | asyncio.TimeoutError
-        | ConnectionError,
-    ):
-        return True, "ConnectionError", None, str(exc) or type(exc).__name__
+        return S3Error(code, str(error.get("Message") or code), status)
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | asyncio.TimeoutError):
+        return TimedOut(message)
+    if isinstance(exc, EndpointConnectionError | aiohttp.ClientConnectorError):
+        return ConnectFailed(message)
+    if isinstance(exc, ConnectionClosedError | aiohttp.ClientError | ConnectionError):
+        return ProtocolError(message)
     if isinstance(exc, BotoCoreError):
-        return False, type(exc).__name__, None, str(exc)
+        return StorageError(type(exc).__name__, message)
     raise exc
 
 
@@ -98,8 +69,11 @@ async def with_retries(
         try:
             return await call()
         except Exception as exc:
-            transient, code, status, message = classify(exc)
-            if not transient or attempt == attempts:
-                raise StorageError(code, message, status, attempt) from exc
+            error = classify(exc)
+            if not error.transient or attempt == attempts:
+                error.attempts = attempt
+                if error is exc:
+                    raise
+                raise error from exc
         await asyncio.sleep(random.uniform(0, min(max_delay, base_delay * 2**attempt)))
     raise AssertionError("unreachable")

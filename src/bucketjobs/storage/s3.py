@@ -9,6 +9,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from bucketjobs.storage.components import Component
+from bucketjobs.storage.endpoint import ca_bundle_file
 
 
 def open_client(
@@ -28,6 +29,7 @@ def open_client(
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
+    ca_pem = component.config.get("caCertificate")
     return get_session().create_client(
         "s3",
         endpoint_url=component.endpoint,
@@ -35,4 +37,6 @@ def open_client(
         aws_access_key_id=component.access_key,
         aws_secret_access_key=component.secret_key,
         config=config,
+        # Always verified; against the component's own CA when it has one.
+        verify=ca_bundle_file(ca_pem) if ca_pem and component.location.tls else True,
     )

@@ -61,12 +61,15 @@ class SigV4Signer:
         self, method: str, host: str, path: str, query: str, headers: dict[str, str]
     ) -> dict[str, str]:
         """Add the date, payload and Authorization headers to `headers` (lower-case names)
-        and return it. `path` and `query` are already URI-encoded, the query sorted."""
+        and return it. `path` and `query` are already URI-encoded, the query sorted; `host`
+        is the Host header exactly as sent (no default port, see storage/endpoint.py)."""
         stamp = self._timestamp()
         day = stamp[:8]
         headers["x-amz-date"] = stamp
         headers.setdefault("x-amz-content-sha256", UNSIGNED)
-        signed = {"host": host, **{name: value.strip() for name, value in headers.items()}}
+        # Canonical values as S3 computes them: ends trimmed, inner runs of spaces collapsed.
+        signed = {"host": host}
+        signed.update((name, " ".join(value.split())) for name, value in headers.items())
         names = sorted(signed)
         canonical = "\n".join(
             (
@@ -79,7 +82,8 @@ class SigV4Signer:
             )
         )
         scope = f"{day}/{self._region}/s3/aws4_request"
-        to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        digest = hashlib.sha256(canonical.encode("utf-8", "surrogateescape")).hexdigest()
+        to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{digest}"
         signature = hmac.digest(self._signing_key(day), to_sign.encode(), "sha256").hex()
         headers["authorization"] = (
             f"{ALGORITHM} Credential={self._access_key}/{scope}, "
