@@ -18,7 +18,8 @@ from bucketjobs.db.session import sqlalchemy_url
 from bucketjobs.storage.components import endpoint_location
 from bucketjobs.storage.embedded import EmbeddedSeaweed
 from tests.support.s3 import s3_client
-from tests.support.services import Process, free_port, wait_http
+from tests.support.services import Process, free_port, port_free, wait_http
+from tests.support.tls import PrivateCA, private_ca
 
 ADMIN_PASSWORD = "admin-test-password"
 
@@ -85,6 +86,30 @@ def _seaweed(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[St
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     yield from _seaweed(tmp_path_factory, "seaweedfs")
+
+
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
+    """A private CA and a server certificate for 127.0.0.1 / localhost signed by it."""
+    return private_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def default_port_store(tmp_path_factory: pytest.TempPathFactory, ca: PrivateCA) -> Iterator[Store]:
+    """A SeaweedFS where S3 endpoints live in the field: HTTP on port 80 and HTTPS on 443
+    with a certificate from a private CA (ports below 1024: the suite runs as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("ports 80 and 443 need root (the suite runs as root in CI)")
+    if not (port_free(80) and port_free(443)):
+        pytest.skip("something else listens on 127.0.0.1:80 or :443")
+    seaweed = EmbeddedSeaweed(
+        tmp_path_factory.mktemp("seaweed-default-ports"), 80, https_port=443,
+        tls=(ca.cert, ca.key),
+    )  # fmt: skip
+    creds = seaweed.start()
+    assert seaweed.endpoint == "http://127.0.0.1"
+    yield Store(seaweed.endpoint, creds.access_key, creds.secret_key)
+    seaweed.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ import pytest
 from bucketjobs.storage.components import Component, endpoint_location
 from bucketjobs.storage.copy import server_side_copy, streamed_copy
 from bucketjobs.storage.http import S3Http
+from tests.conftest import Store
+from tests.support.faultproxy import FaultProxy
 from tests.support.objects import describe
 
 MiB = 1024 * 1024
@@ -81,3 +83,28 @@ async def test_untagged_object_copies_with_metadata_and_no_tags(pools, s3, remot
     await streamed_copy(local, remote, bucket, "plain", bucket, "plain")
     assert (await remote_s3.get_object_tagging(Bucket=bucket, Key="plain"))["TagSet"] == []
     assert (await remote_s3.head_object(Bucket=bucket, Key="plain"))["Metadata"] == {"m": "v"}
+
+
+async def test_streamed_copy_from_a_source_that_answers_chunked(
+    store, pools, s3, remote_s3, bucket
+):
+    """A gateway that sends objects chunked gives no Content-Length: the copy must still
+    send each PUT with its true length (one PUT, or parts read one at a time)."""
+    _, remote = pools
+    await remote_s3.create_bucket(Bucket=bucket)
+    proxy = FaultProxy(store.endpoint, chunked=True)
+    source = S3Http(_component(Store(await proxy.start(), store.access_key, store.secret_key)))
+    bodies = {"empty": b"", "small": b"s" * 1000, "medium": bytes(range(256)) * 4096,
+              "large": bytes(range(251)) * (12 * MiB // 251)}  # fmt: skip
+    try:
+        for key, body in bodies.items():
+            await _put_rich(s3, bucket, key, body)
+            copied = await streamed_copy(source, remote, bucket, key, bucket, key,
+                                         part_size=5 * MiB)  # fmt: skip
+            assert copied == len(body)
+            assert await describe(s3, bucket, key) == await describe(remote_s3, bucket, key), key
+        large = await remote_s3.head_object(Bucket=bucket, Key="large")
+        assert large["ETag"].strip('"').endswith("-3")  # 5 + 5 + 2 MiB parts
+    finally:
+        await source.close()
+        await proxy.stop()

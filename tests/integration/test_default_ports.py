@@ -9,54 +9,20 @@ the client signed `127.0.0.1:80` and the server checked `127.0.0.1`.
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from bucketjobs.client import Mapi
-from bucketjobs.storage.embedded import EmbeddedSeaweed
 from tests.conftest import Store, component_body
 from tests.support.objects import assert_same_objects
 from tests.support.s3 import s3_client
-from tests.support.tls import PrivateCA, private_ca
+from tests.support.tls import PrivateCA
 
 # Metadata that tripped the signer: inner runs of spaces, a tab; and text beyond ASCII as
 # S3 clients send it over REST (RFC 2047; raw UTF-8 is in test_http_differential.py).
 META = {"note": "a  b\tc   d", "city": "=?UTF-8?B?WsO8cmljaA==?="}
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
-    return private_ca(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def default_port_store(tmp_path_factory: pytest.TempPathFactory, ca: PrivateCA) -> Iterator[Store]:
-    if os.geteuid() != 0:
-        pytest.skip("ports 80 and 443 need root (the suite runs as root in CI)")
-    if not (_port_free(80) and _port_free(443)):
-        pytest.skip("something else listens on 127.0.0.1:80 or :443")
-    seaweed = EmbeddedSeaweed(
-        tmp_path_factory.mktemp("seaweed-default-ports"), 80, https_port=443,
-        tls=(Path(ca.cert), Path(ca.key)),
-    )  # fmt: skip
-    creds = seaweed.start()
-    assert seaweed.endpoint == "http://127.0.0.1"
-    yield Store(seaweed.endpoint, creds.access_key, creds.secret_key)
-    seaweed.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 SLOW_DOWN = (503, "SlowDown", "Please reduce your request rate.")
 INTERNAL = (500, "InternalError", "We encountered an internal error. Please try again.")
@@ -35,7 +36,11 @@ class FaultProxy:
         latency: float = 0.0,
         permanent: dict[str, int] | None = None,
         seed: int = 0,
+        chunked: bool = False,
     ) -> None:
+        """`chunked` re-frames every answer body as chunked transfer encoding, as some
+        gateways in front of S3 do."""
+        self.chunked = chunked
         self.upstream = upstream.rstrip("/")
         self.transient_rate = transient_rate
         self.latency = latency
@@ -88,11 +93,24 @@ class FaultProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         async with self._session.request(
             request.method,
-            self.upstream + request.path_qs,
+            URL(self.upstream + request.raw_path, encoded=True),  # the target byte for byte
             headers=headers,
             data=await request.read(),
             allow_redirects=False,
         ) as upstream:
             body = await upstream.read()
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
-            return web.Response(status=upstream.status, body=body, headers=out)
+            if request.method == "HEAD":  # the length of the object, not of this empty answer
+                out["Content-Length"] = upstream.headers.get("Content-Length", "0")
+                response = web.StreamResponse(status=upstream.status, headers=out)
+                await response.prepare(request)
+                return response
+            if not self.chunked:
+                return web.Response(status=upstream.status, body=body, headers=out)
+            streamed = web.StreamResponse(status=upstream.status, headers=out)
+            streamed.enable_chunked_encoding()
+            await streamed.prepare(request)
+            for start in range(0, len(body), 1000):
+                await streamed.write(body[start : start + 1000])
+            await streamed.write_eof()
+            return streamed
