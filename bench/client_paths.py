@@ -25,6 +25,9 @@ from aiobotocore.session import get_session
 from obstore.store import S3Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import remove_unless_kept
+
 from bucketjobs.storage.components import Component, endpoint_location
 from bucketjobs.storage.copy import copy_source
 from bucketjobs.storage.embedded import EmbeddedSeaweed
@@ -56,7 +59,8 @@ async def main() -> None:
     parser.add_argument("--lanes", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-    seaweed = EmbeddedSeaweed(Path(tempfile.mkdtemp(prefix="bucketjobs-bench-")) / "seaweedfs")
+    root = Path(tempfile.mkdtemp(prefix="bucketjobs-bench-"))
+    seaweed = EmbeddedSeaweed(root / "seaweedfs")
     creds = seaweed.start()
     assert seaweed.process is not None
     component = Component(0, "GENERIC_S3", endpoint_location(seaweed.endpoint),
@@ -129,6 +133,7 @@ async def main() -> None:
         await session.close()
         await http.close()
         seaweed.stop()
+        remove_unless_kept(root)
 
 
 async def _put(http: S3Http, key: str) -> None:

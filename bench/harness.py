@@ -136,6 +136,16 @@ def service(workers: int = 1, concurrency: int = 8, *, remote: bool = False) -> 
         if other:
             other.stop()
         postgres.stop()
+        remove_unless_kept(root)
+
+
+def remove_unless_kept(root: Path) -> None:
+    """A bench leaves nothing behind (stores and databases are GBs at scale), unless
+    BUCKETJOBS_BENCH_KEEP=1 asks to keep them for a look."""
+    if os.environ.get("BUCKETJOBS_BENCH_KEEP") == "1":
+        print(f"kept {root}", file=sys.stderr)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def tool(name: str) -> str:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,57 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bucketjobs.client import Mapi
 from bucketjobs.db.embedded import EmbeddedPostgres
 from bucketjobs.db.session import sqlalchemy_url
-from bucketjobs.storage.components import endpoint_location
 from bucketjobs.storage.embedded import EmbeddedSeaweed
 from tests.support.s3 import s3_client
 from tests.support.services import Process, free_port, port_free, wait_http
+from tests.support.stack import ADMIN_PASSWORD, Stack, Store, component_body
 from tests.support.tls import PrivateCA, private_ca
-
-ADMIN_PASSWORD = "admin-test-password"
-
-
-@dataclass
-class Store:
-    endpoint: str
-    access_key: str
-    secret_key: str
-
-
-@dataclass
-class Stack:
-    """The running service: its URL, database and the processes behind it."""
-
-    base_url: str
-    database_url: str
-    data_dir: Path
-    store: Store
-    api: Process
-    workers: list[Process] = field(default_factory=list)
-
-    def start_worker(self, concurrency: int = 8, *, inline: bool = True) -> Process:
-        log = self.data_dir / f"worker-{len(self.workers)}-{time.monotonic_ns()}.log"
-        worker = Process(
-            ["worker", "--database-url", self.database_url, "--data-dir", str(self.data_dir),
-             "--concurrency", str(concurrency), "--inline" if inline else "--no-inline"],
-            {}, log,
-        )  # fmt: skip
-        self.workers.append(worker)
-        return worker
-
-    def stop_workers(self) -> None:
-        for worker in self.workers:
-            worker.stop()
-        self.workers.clear()
-
-    def add_user(self, name: str, role: str) -> Mapi:
-        """Create a user with the `users add` command; a client logged in as them (the
-        password is `<name>-pw`)."""
-        cmd = ["users", "add", name, "--role", role, "--database-url", self.database_url,
-               "--data-dir", str(self.data_dir)]  # fmt: skip
-        log = self.data_dir / f"users-add-{name}.log"
-        proc = Process(cmd, {"BUCKETJOBS_NEW_PASSWORD": f"{name}-pw"}, log)
-        assert proc.proc.wait(60) == 0, proc.log.read_text()
-        return Mapi(self.base_url, name, f"{name}-pw")
 
 
 @pytest.fixture(scope="session")
@@ -116,12 +67,6 @@ def default_port_store(tmp_path_factory: pytest.TempPathFactory, ca: PrivateCA) 
 def remote_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """A second SeaweedFS: another S3 endpoint, for cross-endpoint replication."""
     yield from _seaweed(tmp_path_factory, "seaweedfs-remote")
-
-
-def component_body(endpoint: str, access_key: str, secret_key: str, label: str) -> dict[str, Any]:
-    config = {"label": label, **endpoint_location(endpoint),
-              "accessKey": access_key, "secretKey": secret_key}  # fmt: skip
-    return {"storageType": "GENERIC_S3", "storageComponentConfig": config}
 
 
 @pytest.fixture(scope="session")

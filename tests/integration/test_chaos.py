@@ -19,10 +19,10 @@ import psycopg
 import pytest
 
 from bucketjobs.client import Mapi
-from tests.conftest import ADMIN_PASSWORD, Store
 from tests.support.objects import assert_same_objects
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http
+from tests.support.stack import ADMIN_PASSWORD, Store
 
 KILLS = int(os.environ.get("BUCKETJOBS_CHAOS_KILLS", "2"))
 SEED = int(os.environ.get("BUCKETJOBS_CHAOS_SEED", "1"))

@@ -13,9 +13,9 @@ import pytest
 from bucketjobs.storage.components import Component, endpoint_location
 from bucketjobs.storage.copy import server_side_copy, streamed_copy
 from bucketjobs.storage.http import S3Http
-from tests.conftest import Store
 from tests.support.faultproxy import FaultProxy
 from tests.support.objects import describe
+from tests.support.stack import Store
 
 MiB = 1024 * 1024
 

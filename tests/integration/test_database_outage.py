@@ -11,9 +11,10 @@ import pytest
 
 from bucketjobs.client import Mapi
 from bucketjobs.db.embedded import EmbeddedPostgres
-from tests.conftest import ADMIN_PASSWORD
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http
+from tests.support.stack import ADMIN_PASSWORD
+from tests.support.waiting import progress
 
 
 @pytest.fixture
@@ -42,8 +43,7 @@ async def test_database_outage_mid_job(private_stack, s3, bucket):
     try:
         job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=2000)
         job_id = job["jobId"]["id"]
-        while (await admin.status(job_id))["jobStats"]["processed"] == 0:
-            await asyncio.sleep(0.05)
+        await progress(admin, job_id)
 
         postgres.stop()
         during = await admin.http.post(

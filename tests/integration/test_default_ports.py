@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from bucketjobs.client import Mapi
-from tests.conftest import Store, component_body
 from tests.support.objects import assert_same_objects
 from tests.support.s3 import s3_client
+from tests.support.stack import Store, component_body
 from tests.support.tls import PrivateCA
 
 # Metadata that tripped the signer: inner runs of spaces, a tab; and text beyond ASCII as

@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 from bucketjobs.storage.components import Component, endpoint_location
+from bucketjobs.storage.errors import AnswerTooLarge
 from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.lister import parse_page
-from tests.conftest import Store
 from tests.support.faultproxy import FaultProxy
 from tests.support.s3 import s3_client
+from tests.support.stack import Store
 
 ERROR_LOOKALIKE = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
@@ -162,3 +163,14 @@ async def test_listings_of_awkward_keys_agree(clients, diff_bucket):
     listed.append(sorted((o["Key"], o["Size"], o["ETag"].strip('"')) for o in answer["Contents"]))
     assert listed[0] == listed[1] == listed[2]
     assert sorted(k for k, _, _ in listed[0]) == sorted(KEYS)
+
+
+async def test_the_size_limit_holds_on_both_paths(clients, diff_bucket):
+    """`max_body` (a small object read whole) refuses a larger answer, framed by length or
+    chunked, and the connection it leaves is not reused half-read."""
+    await clients.lean.request("PUT", diff_bucket, "big", data=b"b" * 5000)
+    for http in (clients.lean, clients.aio):
+        with pytest.raises(AnswerTooLarge):
+            await http.request("GET", diff_bucket, "big", max_body=4096)
+        _, _, body = await http.request("GET", diff_bucket, "big", max_body=5000)
+        assert body == b"b" * 5000

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bucketjobs.client import REALM_TOKEN, Mapi
-from tests.conftest import ADMIN_PASSWORD
+from tests.support.stack import ADMIN_PASSWORD
 
 CREATE = {"jobType": "METRIC_RECONCILIATION", "bucketName": "whatever-bucket"}
 

@@ -47,7 +47,7 @@ async def test_pages_skip_nothing_and_repeat_nothing_while_jobs_are_created(admi
     seen: list[int] = []
     token = None
     pages = 0
-    while True:
+    while pages < 100:  # 9 expected; a token that never ends fails below
         body = {"bucketName": "paging-bucket", "pageSize": 300}
         if token:
             body["pageToken"] = token

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.s3 import put_many
+from tests.support.waiting import progress
 
 N = 10_000
 
@@ -114,10 +115,7 @@ async def test_cancel_while_executing_stops_and_stores_nothing(admin, s3, bucket
     job_id = job["jobId"]["id"]
     await admin.wait(job_id, timeout=30, states=frozenset({"EXECUTING"}))
     # Let some partitions finish so counters are moving.
-    deadline = time.monotonic() + 20
-    while (await admin.status(job_id))["jobStats"]["processed"] == 0:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await progress(admin, job_id, timeout=20)
 
     cancelled = (await admin.ok("/jobs/cancel", {"jobId": {"id": job_id}}))["status"]
     assert cancelled["jobState"] == "CANCELLED"
@@ -188,7 +186,9 @@ async def test_states_move_forward_through_every_state(admin, s3, bucket, db):
     job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=3000)
     assert job["jobState"] == "EXAMINING"
     seen = [job["jobState"]]
+    deadline = time.monotonic() + 60
     while seen[-1] not in ("COMPLETE", "FAILED", "CANCELLED"):
+        assert time.monotonic() < deadline, seen
         state = (await admin.status(job["jobId"]["id"]))["jobState"]
         if state != seen[-1]:
             seen.append(state)

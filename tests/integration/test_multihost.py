@@ -16,11 +16,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bucketjobs.client import Mapi
-from tests.conftest import ADMIN_PASSWORD
 from tests.support.debian_pg import DebianPostgres
 from tests.support.objects import assert_same_objects
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http
+from tests.support.stack import ADMIN_PASSWORD
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from bucketjobs.client import REALM_TOKEN
-from tests.conftest import ADMIN_PASSWORD
 from tests.support.services import Process, free_port, wait_http
+from tests.support.stack import ADMIN_PASSWORD
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("BUCKETJOBS_FUZZ_EXAMPLES", "15"))
 

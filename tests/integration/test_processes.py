@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http
+from tests.support.waiting import progress, wait_until
 
 
 async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, bucket, db):
@@ -29,7 +30,7 @@ async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, buck
     try:
         for _ in range(2):
             stack.start_worker(4, inline=False)
-        time.sleep(3)  # both workers registered before the job starts
+        await asyncio.sleep(3)  # both workers registered before the job starts
         job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=4000)
         done = await admin.wait(job["jobId"]["id"], timeout=120)
     finally:
@@ -78,15 +79,16 @@ async def test_https_with_secure_cookies(stack, tmp_path):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                response = httpx.get(f"https://127.0.0.1:{port}/mapi/v1/csrf", verify=False)
-                break
-            except httpx.HTTPError:
-                assert api.alive() and time.monotonic() < deadline, tmp_path.joinpath(
-                    "tls.log"
-                ).read_text()
-                time.sleep(0.2)
+        async with httpx.AsyncClient(verify=False) as client:
+            while True:
+                try:
+                    response = await client.get(f"https://127.0.0.1:{port}/mapi/v1/csrf")
+                    break
+                except httpx.HTTPError:
+                    assert api.alive() and time.monotonic() < deadline, tmp_path.joinpath(
+                        "tls.log"
+                    ).read_text()
+                    await asyncio.sleep(0.2)
         assert response.status_code == 200
         assert all("Secure" in c for c in response.headers.get_list("set-cookie"))
     finally:
@@ -158,10 +160,7 @@ async def test_killed_worker_loses_nothing(stack, admin, s3, bucket):
         doomed = stack.start_worker(2, inline=False)
         job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=1000)
         job_id = job["jobId"]["id"]
-        deadline = time.monotonic() + 60
-        while (await admin.status(job_id))["jobStats"]["processed"] == 0:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await progress(admin, job_id, timeout=60)
         doomed.kill()
         stack.workers.remove(doomed)
         stack.start_worker(4, inline=False)
@@ -184,8 +183,7 @@ async def test_sigterm_hands_work_back(stack, admin, s3, bucket):
         first = stack.start_worker(2)
         job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=1000)
         job_id = job["jobId"]["id"]
-        while (await admin.status(job_id))["jobStats"]["processed"] == 0:
-            await asyncio.sleep(0.05)
+        await progress(admin, job_id)
         started = time.monotonic()
         assert first.stop(timeout=30) is not None
         assert time.monotonic() - started < 20, "graceful shutdown took too long"
@@ -201,3 +199,22 @@ async def test_sigterm_hands_work_back(stack, admin, s3, bucket):
     assert done["jobState"] == "COMPLETE", done["message"]
     assert done["jobStats"]["processed"] == done["jobStats"]["total"] == 15000
     assert done["result"]["metrics"]["objectCount"] == 15000
+
+
+async def test_worker_log_level_follows_the_environment(stack, tmp_path):
+    """BUCKETJOBS_LOG_LEVEL reaches workers (it used to be fixed at WARNING); a bad level
+    is refused by name."""
+    log = tmp_path / "debug-worker.log"
+    args = ["worker", "--database-url", stack.database_url, "--data-dir", str(stack.data_dir)]
+    worker = Process(args, {"BUCKETJOBS_LOG_LEVEL": "debug"}, log)
+    try:
+
+        async def logged_debug() -> bool:
+            return " DEBUG " in log.read_text()
+
+        await wait_until(logged_debug, timeout=30, what="a DEBUG line from the worker")
+    finally:
+        worker.stop()
+    bad = Process(args, {"BUCKETJOBS_LOG_LEVEL": "LOUD"}, tmp_path / "bad.log")
+    assert bad.proc.wait(30) != 0
+    assert "BUCKETJOBS_LOG_LEVEL 'LOUD' is not a log level" in (tmp_path / "bad.log").read_text()

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import component_body
 from tests.support.faultproxy import FaultProxy
 from tests.support.objects import assert_same_objects, keys
 from tests.support.s3 import put_many
+from tests.support.stack import component_body
+from tests.support.waiting import progress
 
 MiB = 1024 * 1024
 N = 5000
@@ -143,7 +144,7 @@ async def test_permanent_failures_are_listed_and_failed_reruns_exactly_them(
         assert (first["jobStats"]["processed"], first["jobStats"]["failed"]) == (1485, 15)
 
         failures, token = [], None
-        while True:
+        for _ in range(100):  # 15 failures, 4 a page: a token that never ends fails the test
             page = await admin.ok(
                 "/jobs/failures",
                 {"jobId": first["jobId"], "pageSize": 4, **({"pageToken": token} if token else {})},
@@ -155,6 +156,16 @@ async def test_permanent_failures_are_listed_and_failed_reruns_exactly_them(
         assert {f["key"] for f in failures} == doomed
         assert len(failures) == len(doomed)
         assert {(f["errorCode"], f["httpStatus"]) for f in failures} == {("AccessDenied", 403)}
+
+        # A later job into another destination: its (lack of) failures are not this one's.
+        await remote_s3.create_bucket(Bucket=f"{dst}-other")
+        other = await _run(admin, bucket, destinationBucket=f"{dst}-other",
+                           destinationComponent=component, replicationFilter="ALL")  # fmt: skip
+        assert other["jobStats"]["failed"] == 15
+        unrelated = {"destinationBucket": f"{dst}-never", "destinationComponent": component}
+        refused = await admin.post("/jobs/create", {"jobType": "BATCH_REPLICATE",
+            "bucketName": bucket, "jobParams": {**unrelated, "replicationFilter": "FAILED"}})  # fmt: skip
+        assert refused.status_code == 400 and f"{dst}-never" in refused.json()["message"]
 
         proxy.permanent.clear()
         rerun = await _run(admin, bucket, replicationFilter="FAILED", **params)
@@ -250,8 +261,7 @@ async def test_cancel_mid_run_stops_copies_and_a_rerun_finishes_exactly(admin, s
     await s3.create_bucket(Bucket=dst)
     job = await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst, rateLimit=500)
     job_id = job["jobId"]["id"]
-    while (await admin.status(job_id))["jobStats"]["processed"] < 200:
-        await asyncio.sleep(0.05)
+    await progress(admin, job_id, 200)
     cancelled = await admin.ok("/jobs/cancel", {"jobId": {"id": job_id}})
     assert cancelled["status"]["jobState"] == "CANCELLED"
     await asyncio.sleep(2)
@@ -273,8 +283,7 @@ async def test_killed_worker_mid_copy_then_destination_equals_source(stack, admi
         doomed = stack.start_worker(2)
         job = await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst, rateLimit=800)
         job_id = job["jobId"]["id"]
-        while (await admin.status(job_id))["jobStats"]["processed"] == 0:
-            await asyncio.sleep(0.05)
+        await progress(admin, job_id)
         doomed.kill()
         stack.workers.remove(doomed)
         stack.start_worker()

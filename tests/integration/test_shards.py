@@ -99,7 +99,7 @@ async def test_delimited_listing_pages_on_past_common_prefixes(store, s3, bucket
     lister = S3Lister(http)
     entries, prefixes, token, pages = [], [], None, 0
     try:
-        while True:
+        while pages < 1000:  # a token that never ends fails the assertions below
             page = await lister.page(bucket, versions=False, delimiter="/", max_keys=2, token=token)
             entries += [e.key for e in page.entries]
             prefixes += page.prefixes

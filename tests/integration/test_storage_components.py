@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from tests.conftest import component_body
 from tests.support.services import free_port
+from tests.support.stack import component_body
 
 
 async def test_create_list_update_without_ever_returning_secrets(admin, remote_store, db):

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from bucketjobs.client import Mapi
-from tests.conftest import ADMIN_PASSWORD
 from tests.support.faultproxy import FaultProxy
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http
+from tests.support.stack import ADMIN_PASSWORD
 
 
 @pytest.fixture

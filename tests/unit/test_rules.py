@@ -18,7 +18,15 @@ from bucketjobs.engine.progress import threshold_crossed
 from bucketjobs.engine.shards import shards_of
 from bucketjobs.jobs.model import JobState, JobType, can_transition
 from bucketjobs.jobs.pages import BadPageToken, PageTokens
-from bucketjobs.jobs.params import CommonParams, ParamError, normalize, valid_bucket_name
+from bucketjobs.jobs.params import (
+    MetricParams,
+    ParamError,
+    ReplicateParams,
+    ReplicationFilter,
+    normalize,
+    parse,
+    valid_bucket_name,
+)
 from bucketjobs.ops.metrics import count_entries, difference
 from bucketjobs.storage.lister import Entry, Page
 from bucketjobs.storage.listing import Scope
@@ -87,8 +95,18 @@ def test_params_normalise_scalars_and_reject_the_rest():
 
 
 def test_common_params_parse():
-    parsed = CommonParams.parse({"dryRun": "TRUE", "prefix": "a/", "rateLimit": "10"})
-    assert parsed == CommonParams(prefix="a/", dry_run=True, rate_limit=10.0)
+    parsed = parse(
+        JobType.METRIC_RECONCILIATION, {"dryRun": "TRUE", "prefix": "a/", "rateLimit": "10"}
+    )
+    assert parsed == MetricParams(prefix="a/", dry_run=True, rate_limit=10.0)
+    stored = normalize(
+        JobType.BATCH_REPLICATE, {"replicationFilter": "failed", "destinationComponent": 3}
+    )
+    assert stored == {"replicationFilter": "failed", "destinationComponent": "3"}
+    assert parse(JobType.BATCH_REPLICATE, stored) == ReplicateParams(
+        replication_filter=ReplicationFilter.FAILED, destination_component=3
+    )
+    assert parse(JobType.BATCH_REPLICATE, {}).replication_filter is ReplicationFilter.MISSING
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from bucketjobs.db.session import create_engine
 from bucketjobs.jobs.pages import PageTokens
 from bucketjobs.jobs.service import JobService
 from bucketjobs.ops.registry import OPERATIONS
+from bucketjobs.storage.component_service import ComponentService
 from bucketjobs.storage.secrets import load_or_create_fernet
 
 MAPI_PREFIXES = ("/mapi/v1", "/v1")
@@ -61,6 +62,7 @@ def create_app(
                 the_clock,
                 frozenset(OPERATIONS),
             ),
+            components=ComponentService(db, fernet),
             fernet=fernet,
             serial=secrets["serial"],
             realm=realm,

@@ -11,9 +11,9 @@ from bucketjobs.api.body import json_object, parse
 from bucketjobs.api.errors import ApiError
 from bucketjobs.api.schemas import BucketBody, errors, request_body
 from bucketjobs.api.security import authenticate, state_of
+from bucketjobs.auth.caller import Caller
 from bucketjobs.clock import rfc3339_ms
 from bucketjobs.db.models import bucket_metrics
-from bucketjobs.jobs.service import Caller
 
 router = APIRouter(tags=["buckets"])
 

@@ -13,12 +13,12 @@ from bucketjobs.api.body import json_object
 from bucketjobs.api.errors import ApiError
 from bucketjobs.api.schemas import errors
 from bucketjobs.api.security import authenticate, state_of
+from bucketjobs.auth.caller import Caller
 from bucketjobs.auth.csrf import SESSION_COOKIE, TOKEN_COOKIE
 from bucketjobs.auth.passwords import verify_password
 from bucketjobs.auth.permissions import permissions_for
 from bucketjobs.auth.tokens import InvalidToken
 from bucketjobs.auth.users import find_by_name, get_user
-from bucketjobs.jobs.service import Caller
 
 oidc = APIRouter(prefix="/ui/auth/realms/{realm}", tags=["identity"])
 mapi = APIRouter(tags=["identity"])

@@ -22,7 +22,8 @@ from bucketjobs.api.schemas import (
 )
 from bucketjobs.api.security import require, state_of
 from bucketjobs.auth import permissions as perm
-from bucketjobs.jobs.service import Caller, ListQuery, check_job_id
+from bucketjobs.auth.caller import Caller
+from bucketjobs.jobs.service import ListQuery, check_job_id
 from bucketjobs.jobs.wire import failure_view, job_view
 
 router = APIRouter(tags=["jobs"])

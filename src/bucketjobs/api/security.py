@@ -8,11 +8,11 @@ from fastapi import Request
 
 from bucketjobs.api.errors import ApiError
 from bucketjobs.api.state import ApiState
+from bucketjobs.auth.caller import Caller
 from bucketjobs.auth.csrf import HEADER, SESSION_COOKIE, TOKEN_COOKIE, CsrfError
 from bucketjobs.auth.permissions import permissions_for
 from bucketjobs.auth.tokens import InvalidToken
 from bucketjobs.auth.users import get_user
-from bucketjobs.jobs.service import Caller
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

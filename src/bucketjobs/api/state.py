@@ -12,6 +12,7 @@ from bucketjobs.auth.throttle import LoginThrottle
 from bucketjobs.auth.tokens import TokenIssuer
 from bucketjobs.clock import Clock
 from bucketjobs.jobs.service import JobService
+from bucketjobs.storage.component_service import ComponentService
 
 
 @dataclass
@@ -21,6 +22,7 @@ class ApiState:
     tokens: TokenIssuer
     csrf: CsrfProtector
     jobs: JobService
+    components: ComponentService
     fernet: Fernet
     serial: str
     throttle: LoginThrottle

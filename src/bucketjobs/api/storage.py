@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bucketjobs.api.errors import ApiError
-from bucketjobs.ops.replicate import replication_destination
+from bucketjobs.storage.bucket_config import replication_destination
 from bucketjobs.storage.components import Component, load_primary
 from bucketjobs.storage.retry import StorageError, with_retries
 from bucketjobs.storage.s3 import open_client
@@ -23,6 +23,7 @@ class PrimaryStore:
         self._component: Component | None = None
         self._client: Any = None
         self._client_cm: Any = None
+        self._closing: set[asyncio.Task[Any]] = set()  # old clients being closed
 
     async def component(self) -> Component:
         if self._component is None:
@@ -72,9 +73,12 @@ class PrimaryStore:
         self._component = None
         client_cm, self._client, self._client_cm = self._client_cm, None, None
         if client_cm is not None:
-            asyncio.get_running_loop().create_task(client_cm.__aexit__(None, None, None))
+            task = asyncio.get_running_loop().create_task(client_cm.__aexit__(None, None, None))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
+        await asyncio.gather(*self._closing, return_exceptions=True)
         if self._client_cm is not None:
             await self._client_cm.__aexit__(None, None, None)
             self._client = self._client_cm = None

@@ -55,12 +55,19 @@ def serve_command(
         raise typer.BadParameter("--tls-cert and --tls-key go together")
     if s3_endpoint and not (s3_access_key and s3_secret_key):
         raise typer.BadParameter("--s3-endpoint needs --s3-access-key and --s3-secret-key")
-    level = os.environ.get("BUCKETJOBS_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    _configure_logging("INFO")
     serve(ServeOptions(data_dir, host, port, database_url, s3_endpoint, s3_access_key,
                        s3_secret_key, s3_region, tls_cert, tls_key, no_worker,
                        worker_concurrency, public_url))  # fmt: skip
+
+
+def _configure_logging(default: str) -> None:
+    """BUCKETJOBS_LOG_LEVEL, else `default` (INFO for serve, WARNING for workers)."""
+    level = os.environ.get("BUCKETJOBS_LOG_LEVEL", default).upper()
+    if level not in logging.getLevelNamesMapping():
+        raise typer.BadParameter(f"BUCKETJOBS_LOG_LEVEL {level!r} is not a log level")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command("worker")
@@ -89,9 +96,7 @@ def worker_command(
     from bucketjobs.db.migrate import upgrade
     from bucketjobs.engine.worker import run_worker
 
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    _configure_logging("WARNING")
     upgrade(database_url)
     data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(

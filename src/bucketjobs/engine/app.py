@@ -13,7 +13,7 @@ from typing import Concatenate, ParamSpec
 import procrastinate
 
 from bucketjobs.engine import finisher, planner, progress, queue, runner
-from bucketjobs.engine.context import EngineContext
+from bucketjobs.engine.runtime import WorkerRuntime
 
 # Unexpected errors (database blips) retry the step; our steps are idempotent. A step that
 # still fails after MAX_ATTEMPTS retries (waits 2 s, 4 s, ... about 34 minutes in all) ends
@@ -21,7 +21,7 @@ from bucketjobs.engine.context import EngineContext
 MAX_ATTEMPTS = 10
 RETRY = procrastinate.RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=1, exponential_wait=2)
 
-_context: EngineContext | None = None
+_context: WorkerRuntime | None = None
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 
@@ -44,18 +44,18 @@ def _logged(
             log.exception("%s%s failed %d times; failing the job", step.__name__, kwargs, attempts)
             job_id = int(kwargs["job_id"])  # type: ignore[call-overload]
             message = f"internal error after {attempts} attempts: {type(exc).__name__}: {exc}"
-            await progress.fail_job(_ctx().db, _ctx().clock, job_id, message[:2000])
+            await progress.fail_job(_runtime().db, _runtime().clock, job_id, message[:2000])
             raise
 
     return wrapper
 
 
-def set_context(ctx: EngineContext) -> None:
+def set_runtime(runtime: WorkerRuntime) -> None:
     global _context
-    _context = ctx
+    _context = runtime
 
 
-def _ctx() -> EngineContext:
+def _runtime() -> WorkerRuntime:
     if _context is None:
         raise RuntimeError("engine context not set: run tasks through bucketjobs.engine.worker")
     return _context
@@ -69,19 +69,19 @@ def build_app(conninfo: str, pool_size: int = 10) -> procrastinate.App:
     @app.task(name=queue.PLAN_TASK, queue=queue.QUEUE, retry=RETRY, pass_context=True)
     @_logged
     async def plan_task(_: procrastinate.JobContext, job_id: int) -> None:
-        ctx = _ctx()
-        await ctx.run_for_job(job_id, planner.plan(ctx, job_id))
+        runtime = _runtime()
+        await runtime.run_for_job(job_id, planner.plan(runtime, job_id))
 
     @app.task(name=queue.PARTITION_TASK, queue=queue.QUEUE, retry=RETRY, pass_context=True)
     @_logged
     async def partition_task(_: procrastinate.JobContext, job_id: int, seq: int) -> None:
-        ctx = _ctx()
-        await ctx.run_for_job(job_id, runner.run_partition(ctx, job_id, seq))
+        runtime = _runtime()
+        await runtime.run_for_job(job_id, runner.run_partition(runtime, job_id, seq))
 
     @app.task(name=queue.FINISH_TASK, queue=queue.QUEUE, retry=RETRY, pass_context=True)
     @_logged
     async def finish_task(_: procrastinate.JobContext, job_id: int) -> None:
-        ctx = _ctx()
-        await ctx.run_for_job(job_id, finisher.finish_job(ctx, job_id))
+        runtime = _runtime()
+        await runtime.run_for_job(job_id, finisher.finish_job(runtime, job_id))
 
     return app

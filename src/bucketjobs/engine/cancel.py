@@ -15,22 +15,22 @@ import psycopg
 from sqlalchemy import select
 
 from bucketjobs.db.models import jobs
-from bucketjobs.engine.context import EngineContext
 from bucketjobs.engine.progress import ACTIVE
 from bucketjobs.engine.queue import CANCEL_CHANNEL
+from bucketjobs.engine.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
 
-async def listen_for_cancels(ctx: EngineContext, conninfo: str) -> None:
+async def listen_for_cancels(runtime: WorkerRuntime, conninfo: str) -> None:
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
-                await _sweep(ctx)  # catch up on anything cancelled while we were away
+                await _sweep(runtime)  # catch up on anything cancelled while we were away
                 async for note in conn.notifies():
                     try:
-                        ctx.cancel_local(int(note.payload))
+                        runtime.cancel_local(int(note.payload))
                     except ValueError:
                         continue
         except asyncio.CancelledError:
@@ -40,23 +40,23 @@ async def listen_for_cancels(ctx: EngineContext, conninfo: str) -> None:
             await asyncio.sleep(1)
 
 
-async def _sweep(ctx: EngineContext) -> None:
-    running = ctx.running_jobs()
+async def _sweep(runtime: WorkerRuntime) -> None:
+    running = runtime.running_jobs()
     if not running:
         return
-    async with ctx.db.connect() as conn:
+    async with runtime.db.connect() as conn:
         rows = await conn.execute(
             select(jobs.c.id).where(jobs.c.id.in_(running), jobs.c.state.not_in(ACTIVE))
         )
         for (job_id,) in rows:
-            ctx.cancel_local(job_id)
+            runtime.cancel_local(job_id)
 
 
-async def poll_for_cancels(ctx: EngineContext, interval: float = 1.0) -> None:
+async def poll_for_cancels(runtime: WorkerRuntime, interval: float = 1.0) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await _sweep(ctx)
+            await _sweep(runtime)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -1,19 +1,16 @@
-"""The last step: combine partition results, apply the job's effect, end the job — atomically."""
+"""The last step: combine partition results, apply the op's effect, end the job — atomically."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 
-from bucketjobs.db.models import bucket_metrics
 from bucketjobs.engine import progress
-from bucketjobs.engine.context import EngineContext
-from bucketjobs.engine.jobctx import load_step
-from bucketjobs.jobs.model import JobState, JobType
+from bucketjobs.engine.runtime import WorkerRuntime
+from bucketjobs.engine.step import load_step
+from bucketjobs.jobs.model import JobState
 from bucketjobs.ops.base import JobFailed
-from bucketjobs.ops.registry import OPERATIONS
 from bucketjobs.storage.retry import StorageError
 
 _PARTIAL_SUMS = text(
@@ -28,42 +25,28 @@ async def _partial_sums(conn: Any, job_id: int) -> dict[str, int]:
     return {key: int(total) for key, total in rows}
 
 
-async def finish_job(ctx: EngineContext, job_id: int) -> None:
-    async with ctx.db.connect() as conn:
-        job = await progress.load_job(conn, job_id)
-        if job is None or job.state not in progress.ACTIVE:
+async def finish_job(runtime: WorkerRuntime, job_id: int) -> None:
+    async with runtime.db.connect() as conn:
+        row = await progress.load_job(conn, job_id)
+        if row is None or row.state not in progress.ACTIVE:
             return
         totals = await _partial_sums(conn, job_id)
-        previous = (
-            await conn.execute(
-                select(bucket_metrics.c.metrics).where(
-                    bucket_metrics.c.component_id == job.component_id,
-                    bucket_metrics.c.bucket_name == job.bucket_name,
-                )
-            )
-        ).scalar()
-    op = OPERATIONS[JobType(job.job_type)]
-    jctx = (await load_step(ctx, job)).op
+    step = await load_step(runtime, row)
     try:
-        result = await op.finish(jctx, totals, previous)
+        completion = await step.op.finish(step.job, totals)
     except (StorageError, JobFailed) as exc:
-        await progress.fail_job(ctx.db, ctx.clock, job_id, str(exc))
+        await progress.fail_job(runtime.db, runtime.clock, job_id, str(exc))
         return
 
-    async with ctx.db.begin() as conn:
-        if progress.threshold_crossed(job, jctx.common.failure_threshold, final=True):
-            message = f"{job.failed} objects failed, more than the failureThreshold"
-            await progress.finish(conn, ctx.clock, job_id, JobState.FAILED, message=message)
-            return
-        ended = await progress.finish(conn, ctx.clock, job_id, JobState.COMPLETE, result=result)
-        if ended and result.get("stored"):
-            values = {
-                "metrics": result["metrics"],
-                "reconciled_at": ctx.clock.now(),
-                "job_id": job_id,
-            }
-            await conn.execute(
-                insert(bucket_metrics)
-                .values(component_id=job.component_id, bucket_name=job.bucket_name, **values)
-                .on_conflict_do_update(index_elements=["component_id", "bucket_name"], set_=values)
-            )
+    clock = runtime.clock
+    try:
+        async with runtime.db.begin() as conn:
+            if progress.threshold_crossed(row, step.job.params.failure_threshold, final=True):
+                message = f"{row.failed} objects failed, more than the failureThreshold"
+                await progress.finish(conn, clock, job_id, JobState.FAILED, message=message)
+                return
+            result = await completion.commit(conn, step.job, clock.now())
+            if not await progress.finish(conn, clock, job_id, JobState.COMPLETE, result=result):
+                raise progress.JobEnded(job_id)  # cancelled meanwhile: the effect rolls back
+    except progress.JobEnded:
+        return

@@ -20,13 +20,11 @@ from dataclasses import replace
 from typing import Any
 
 from bucketjobs.engine import progress, queue
-from bucketjobs.engine.context import EngineContext
 from bucketjobs.engine.finisher import finish_job
-from bucketjobs.engine.jobctx import Step, load_step
+from bucketjobs.engine.runtime import WorkerRuntime
 from bucketjobs.engine.shards import discover
-from bucketjobs.jobs.model import JobType
+from bucketjobs.engine.step import Step, load_step
 from bucketjobs.ops.base import JobFailed
-from bucketjobs.ops.registry import OPERATIONS
 from bucketjobs.storage.listing import Entry, OrderError, Scope
 from bucketjobs.storage.retry import StorageError
 
@@ -42,28 +40,30 @@ def split_at_key_boundary(entries: list[Entry]) -> int:
     return index
 
 
-async def plan(ctx: EngineContext, job_id: int, partition_entries: int = PARTITION_ENTRIES) -> None:
-    async with ctx.db.connect() as conn:
+async def plan(
+    runtime: WorkerRuntime, job_id: int, partition_entries: int = PARTITION_ENTRIES
+) -> None:
+    async with runtime.db.connect() as conn:
         job = await progress.load_job(conn, job_id)
     if job is None or job.state not in progress.ACTIVE or job.enum_done:
         return
-    step = await load_step(ctx, job)
+    step = await load_step(runtime, job)
     try:
         if job.plan is None:
-            prepared = await OPERATIONS[JobType(job.job_type)].prepare(step.op)
+            prepared = await step.op.prepare(step.job)
             scopes = await _shards(step, bool(prepared.get("versions", True)))
-            async with ctx.db.begin() as conn:
-                if not await progress.set_plan(conn, ctx.clock, job_id, prepared):
+            async with runtime.db.begin() as conn:
+                if not await progress.set_plan(conn, runtime.clock, job_id, prepared):
                     return
                 await progress.add_shards(conn, job_id, scopes)
                 job = await progress.load_job(conn, job_id)
-            step = await load_step(ctx, job)
-        await _Enumeration(ctx, step, partition_entries).run()
+            step = await load_step(runtime, job)
+        await _Enumeration(runtime, step, partition_entries).run()
     except (JobFailed, OrderError) as exc:
-        await progress.fail_job(ctx.db, ctx.clock, job_id, str(exc))
+        await progress.fail_job(runtime.db, runtime.clock, job_id, str(exc))
     except StorageError as exc:
         message = f"listing bucket {job.bucket_name!r} failed: {exc}"
-        await progress.fail_job(ctx.db, ctx.clock, job_id, message)
+        await progress.fail_job(runtime.db, runtime.clock, job_id, message)
 
 
 FLUSH_SECONDS = 0.25  # planned partitions are written at most this long after they are cut
@@ -72,11 +72,11 @@ PLAN_LANES = 8  # shards listed at the same time by one planner
 
 async def _shards(step: Step, versions: bool) -> list[Scope]:
     """The job's shards; a re-run of failed keys reads them from the database, unsplit."""
-    prefix = step.op.common.prefix
-    if step.op.source_job_id is not None:
+    prefix = step.job.params.prefix
+    if step.job.source_job_id is not None:
         return [Scope(prefix)]
-    lister = step.op.source.lister
-    return await discover(lister, step.job.bucket_name, versions=versions, prefix=prefix)
+    lister = step.job.source.lister
+    return await discover(lister, step.job.bucket, versions=versions, prefix=prefix)
 
 
 def _first_error(error: BaseException) -> BaseException:
@@ -89,15 +89,15 @@ class _Enumeration:
     """One planner run over the job's open shards: listed side by side, cut into
     partitions each on its own, written together in batches."""
 
-    def __init__(self, ctx: EngineContext, step: Step, partition_entries: int) -> None:
-        self.ctx = ctx
+    def __init__(self, runtime: WorkerRuntime, step: Step, partition_entries: int) -> None:
+        self.runtime = runtime
         self.step = step
-        self.job_id: int = step.job.id
-        self.op = OPERATIONS[JobType(step.job.job_type)]
-        self.inline = ctx.inline and self.op.pure
-        self.limits = ctx.limits(self.job_id, step.op.common)
+        self.job_id: int = step.job.job_id
+        self.op = step.op
+        self.inline = runtime.inline and self.op.pure
+        self.limits = runtime.limits(self.job_id, step.job.params)
         self.partition_entries = partition_entries
-        self.seq: int = step.job.partitions_planned
+        self.seq: int = step.row.partitions_planned
         self.cut: list[progress.Planned] = []  # partitions not yet written
         self.finished: set[int] = set()  # shards listed to their end, not yet written
         self.flushed_at = 0.0
@@ -105,13 +105,13 @@ class _Enumeration:
         self.stopped = False
 
     async def run(self) -> None:
-        async with self.ctx.db.connect() as conn:
+        async with self.runtime.db.connect() as conn:
             shards = await progress.open_shards(conn, self.job_id)
-        queue = iter(shards)
-        lanes = min(PLAN_LANES, self.step.op.common.max_concurrency or PLAN_LANES)
+        remaining = iter(shards)
+        lanes = min(PLAN_LANES, self.step.job.params.max_concurrency or PLAN_LANES)
 
         async def lane() -> None:
-            for shard in queue:
+            for shard in remaining:
                 if self.stopped:
                     return
                 await self._shard(shard)
@@ -129,14 +129,14 @@ class _Enumeration:
     async def _shard(self, shard: Any) -> None:
         """Cut one shard's listing into partitions, acting on them when inline."""
         scope = Scope(shard.prefix, shard.delimited)
-        op_ctx = replace(self.step.op, scope=scope)
+        running = replace(self.step.job, scope=scope)
         cursor: str | None = shard.cursor
         pending: list[Entry] = []  # listed, not yet in a partition
 
         async def add(last_key: str | None, next_key: str | None, part: list[Entry]) -> None:
             nonlocal cursor
             selected = sum(1 for e in part if self.op.count_entry(e))
-            delta = await self.op.act(op_ctx, part, cursor) if self.inline else None
+            delta = await self.op.act(running, part, cursor) if self.inline else None
             self.cut.append(
                 progress.Planned(
                     shard.shard, scope, cursor, last_key, next_key, len(part), selected, delta
@@ -147,7 +147,7 @@ class _Enumeration:
         async for page in self.step.pages(scope, cursor, check_order=True):
             if self.inline:
                 await self.limits.operations(len(page))
-            if self.stopped or self.job_id in self.ctx.cancelled:
+            if self.stopped or self.job_id in self.runtime.cancelled:
                 self.stopped = True
                 return
             pending.extend(page)
@@ -173,11 +173,11 @@ class _Enumeration:
             finished, self.finished = self.finished, set()
             if not cut and not finished:
                 return True
-            ctx, job_id = self.ctx, self.job_id
+            runtime, job_id = self.runtime, self.job_id
             try:
-                async with ctx.db.begin() as conn:
+                async with runtime.db.begin() as conn:
                     written = await progress.add_partitions(
-                        conn, ctx.clock, job_id, self.seq, cut, finished, ctx.worker_name
+                        conn, runtime.clock, job_id, self.seq, cut, finished, runtime.worker_name
                     )
                     if written and not self.inline:
                         seqs = range(self.seq, self.seq + len(cut))
@@ -192,13 +192,13 @@ class _Enumeration:
             return True
 
     async def _enumerated(self) -> None:
-        ctx, job_id = self.ctx, self.job_id
-        async with ctx.db.begin() as conn:
-            after = await progress.mark_enumerated(conn, ctx.clock, job_id)
+        runtime, job_id = self.runtime, self.job_id
+        async with runtime.db.begin() as conn:
+            after = await progress.mark_enumerated(conn, runtime.clock, job_id)
             finished = after is not None and after.partitions_done == after.partitions_planned
             if finished and not self.inline:
                 await queue.enqueue_finish(conn, job_id)
         if finished and self.inline:
             # Every partition is done here and now: finish without a round trip through the
             # queue (a crash before the end leaves it to the recovery sweep).
-            await finish_job(ctx, job_id)
+            await finish_job(runtime, job_id)

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bucketjobs.engine import queue
-from bucketjobs.engine.context import EngineContext
+from bucketjobs.engine import progress, queue
+from bucketjobs.engine.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -30,32 +30,32 @@ _LIVE = """
 
 _MISSING_PARTITIONS = text(f"""
     SELECT p.job_id, p.seq FROM job_partitions p JOIN jobs j ON j.id = p.job_id
-    WHERE j.state IN ('EXAMINING', 'PROCESSING', 'EXECUTING') AND NOT p.done
+    WHERE j.state = ANY(:active) AND NOT p.done
       AND NOT EXISTS (SELECT 1 FROM ({_LIVE}) live
                       WHERE live.job_id = p.job_id AND live.seq = p.seq)
 """)
 
 _MISSING_PLANS = text(f"""
     SELECT j.id FROM jobs j
-    WHERE j.state IN ('EXAMINING', 'PROCESSING', 'EXECUTING') AND NOT j.enum_done
+    WHERE j.state = ANY(:active) AND NOT j.enum_done
       AND NOT EXISTS (SELECT 1 FROM ({_LIVE}) live
                       WHERE live.job_id = j.id AND live.task_name = :plan)
 """)
 
 _MISSING_FINISH = text(f"""
     SELECT j.id FROM jobs j
-    WHERE j.state IN ('EXAMINING', 'PROCESSING', 'EXECUTING') AND j.enum_done
+    WHERE j.state = ANY(:active) AND j.enum_done
       AND j.partitions_done = j.partitions_planned
       AND NOT EXISTS (SELECT 1 FROM ({_LIVE}) live
                       WHERE live.job_id = j.id AND live.task_name = :finish)
 """)
 
 
-async def requeue_missing(ctx: EngineContext) -> int:
+async def requeue_missing(runtime: WorkerRuntime) -> int:
     """One sweep; returns how many steps were queued again."""
     count = 0
-    params: dict[str, Any] = {"queue": queue.QUEUE}
-    async with ctx.db.begin() as conn:
+    params: dict[str, Any] = {"queue": queue.QUEUE, "active": progress.ACTIVE}
+    async with runtime.db.begin() as conn:
         if not await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK}):
             return 0
         for job_id, seq in await conn.execute(_MISSING_PARTITIONS, params):
@@ -71,8 +71,8 @@ async def requeue_missing(ctx: EngineContext) -> int:
     return count
 
 
-async def live_workers(ctx: EngineContext, stalled_after: float) -> int:
-    async with ctx.db.connect() as conn:
+async def live_workers(runtime: WorkerRuntime, stalled_after: float) -> int:
+    async with runtime.db.connect() as conn:
         count = await conn.scalar(
             text(
                 "SELECT count(*) FROM procrastinate_workers"
@@ -84,7 +84,7 @@ async def live_workers(ctx: EngineContext, stalled_after: float) -> int:
 
 
 async def recovery_loop(
-    ctx: EngineContext, app: Any, interval: float, stalled_after: float
+    runtime: WorkerRuntime, app: Any, interval: float, stalled_after: float
 ) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -93,8 +93,8 @@ async def recovery_loop(
                 queue=queue.QUEUE, seconds_since_heartbeat=stalled_after
             ):
                 await app.job_manager.retry_job(stalled)
-            ctx.live_workers = await live_workers(ctx, stalled_after)
-            requeued = await requeue_missing(ctx)
+            runtime.live_workers = await live_workers(runtime, stalled_after)
+            requeued = await requeue_missing(runtime)
             if requeued:
                 log.info("recovery re-queued %d job steps", requeued)
         except asyncio.CancelledError:

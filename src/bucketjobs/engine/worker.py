@@ -12,8 +12,8 @@ from bucketjobs.db.session import create_engine, libpq_url
 from bucketjobs.engine import app as engine_app
 from bucketjobs.engine import queue
 from bucketjobs.engine.cancel import listen_for_cancels, poll_for_cancels
-from bucketjobs.engine.context import EngineContext
 from bucketjobs.engine.recovery import recovery_loop
+from bucketjobs.engine.runtime import WorkerRuntime
 from bucketjobs.storage.secrets import load_or_create_fernet
 
 
@@ -32,14 +32,14 @@ async def run_worker(
     """Run until SIGTERM/SIGINT; in-flight steps get `shutdown_timeout` to finish, then are
     aborted and handed back to the queue by the recovery sweep."""
     conninfo = libpq_url(database_url)
-    ctx = EngineContext(
+    runtime = WorkerRuntime(
         create_engine(database_url, pool_size=concurrency + 2),
         load_or_create_fernet(data_dir),
         clock,
         max_requests,
         inline=inline,
     )
-    engine_app.set_context(ctx)
+    engine_app.set_runtime(runtime)
     app = engine_app.build_app(conninfo, pool_size=concurrency + 2)
     async with app.open_async():
         # What startup built (service models, SQL constructs, modules) lives as long as the
@@ -48,9 +48,9 @@ async def run_worker(
         # (parsing a page cost ~30 % more without this, docs/PERFORMANCE.md).
         gc.freeze()
         side = [
-            asyncio.create_task(listen_for_cancels(ctx, conninfo)),
-            asyncio.create_task(poll_for_cancels(ctx)),
-            asyncio.create_task(recovery_loop(ctx, app, recovery_interval, stalled_after)),
+            asyncio.create_task(listen_for_cancels(runtime, conninfo)),
+            asyncio.create_task(poll_for_cancels(runtime)),
+            asyncio.create_task(recovery_loop(runtime, app, recovery_interval, stalled_after)),
         ]
         try:
             await app.run_worker_async(
@@ -70,4 +70,4 @@ async def run_worker(
             for task in side:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            await ctx.close()
+            await runtime.close()

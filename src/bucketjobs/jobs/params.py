@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from bucketjobs.jobs.model import JobType
@@ -121,32 +122,97 @@ def _id_list(value: str) -> list[str]:
 
 Validator = Callable[[str], Any]
 
-COMMON: dict[str, Validator] = {
-    "prefix": _text(1024),
-    "dryRun": parse_bool,
-    "failureThreshold": _number(0, 100, integer=False),
-    "maxConcurrency": _number(1, 1024, integer=True),
-    "rateLimit": _number(0.001, 1_000_000, integer=False),
+
+class ReplicationFilter(StrEnum):
+    ALL = "ALL"
+    MISSING = "MISSING"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class CommonParams:
+    """The parameters every job type understands, typed. Each job type's own class adds
+    its fields; `parse` builds the right one from the stored strings."""
+
+    prefix: str = ""
+    dry_run: bool = False
+    failure_threshold: float = 50.0
+    max_concurrency: int | None = None
+    rate_limit: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricParams(CommonParams):
+    pass
+
+
+@dataclass(frozen=True)
+class ReplicateParams(CommonParams):
+    replication_filter: ReplicationFilter = ReplicationFilter.MISSING
+    destination_bucket: str | None = None  # None: the source's replication rule names it
+    destination_component: int | None = None  # None: the source's own component
+    destination_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class LifecycleParams(CommonParams):
+    evaluation_time: dt.datetime | None = None
+    lifecycle_configuration: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TriggerParams(CommonParams):
+    event_name: str | None = None
+    modified_after: dt.datetime | None = None
+    modified_before: dt.datetime | None = None
+    targets: tuple[str, ...] | None = None
+
+
+JobParams = CommonParams  # the base of every type's parameters
+
+
+def _replication_filter(value: str) -> ReplicationFilter:
+    return ReplicationFilter(_choice(*ReplicationFilter)(value))
+
+
+# wire key → (attribute, validator that parses the stored string)
+Fields = dict[str, tuple[str, Validator]]
+
+COMMON: Fields = {
+    "prefix": ("prefix", _text(1024)),
+    "dryRun": ("dry_run", parse_bool),
+    "failureThreshold": ("failure_threshold", _number(0, 100, integer=False)),
+    "maxConcurrency": ("max_concurrency", _number(1, 1024, integer=True)),
+    "rateLimit": ("rate_limit", _number(0.001, 1_000_000, integer=False)),
 }
 
-BY_TYPE: dict[JobType, dict[str, Validator]] = {
-    JobType.METRIC_RECONCILIATION: {},
-    JobType.BATCH_REPLICATE: {
-        "replicationFilter": _choice("ALL", "MISSING", "FAILED"),
-        "destinationBucket": _bucket,
-        "destinationComponent": _number(1, 2**31 - 1, integer=True),
-        "destinationPrefix": _text(1024),
-    },
-    JobType.LIFECYCLE_UPDATE: {
-        "evaluationTime": parse_rfc3339,
-        "lifecycleConfiguration": _json_object,
-    },
-    JobType.TRIGGER_RECONCILIATION: {
-        "eventName": _event_name,
-        "modifiedAfter": parse_rfc3339,
-        "modifiedBefore": parse_rfc3339,
-        "targets": _id_list,
-    },
+BY_TYPE: dict[JobType, tuple[type[CommonParams], Fields]] = {
+    JobType.METRIC_RECONCILIATION: (MetricParams, {}),
+    JobType.BATCH_REPLICATE: (
+        ReplicateParams,
+        {
+            "replicationFilter": ("replication_filter", _replication_filter),
+            "destinationBucket": ("destination_bucket", _bucket),
+            "destinationComponent": ("destination_component", _number(1, 2**31 - 1, integer=True)),
+            "destinationPrefix": ("destination_prefix", _text(1024)),
+        },
+    ),
+    JobType.LIFECYCLE_UPDATE: (
+        LifecycleParams,
+        {
+            "evaluationTime": ("evaluation_time", parse_rfc3339),
+            "lifecycleConfiguration": ("lifecycle_configuration", _json_object),
+        },
+    ),
+    JobType.TRIGGER_RECONCILIATION: (
+        TriggerParams,
+        {
+            "eventName": ("event_name", _event_name),
+            "modifiedAfter": ("modified_after", parse_rfc3339),
+            "modifiedBefore": ("modified_before", parse_rfc3339),
+            "targets": ("targets", lambda value: tuple(_id_list(value))),
+        },
+    ),
 }
 
 
@@ -166,45 +232,38 @@ def normalize(job_type: JobType, raw: Mapping[str, object] | None) -> dict[str, 
 
     Unknown keys are rejected, never ignored: a typo must not silently change what a job does.
     """
+    return accept(job_type, raw)[0]
+
+
+def accept(job_type: JobType, raw: Mapping[str, object] | None) -> tuple[dict[str, str], JobParams]:
+    """Validate `raw` jobParams at create: the stored strings and the typed parameters they
+    stand for (what the create-time checks and, rebuilt by `parse`, the workers read)."""
     if raw is None:
-        return {}
+        raw = {}
     if len(raw) > MAX_ENTRIES:
         raise ParamError(f"jobParams has more than {MAX_ENTRIES} entries")
-    allowed = {**COMMON, **BY_TYPE[job_type]}
-    result: dict[str, str] = {}
+    kind, fields = BY_TYPE[job_type]
+    allowed = {**COMMON, **fields}
+    stored: dict[str, str] = {}
+    typed: dict[str, Any] = {}
     for key, value in raw.items():
         if len(key) > MAX_KEY_LEN:
             raise ParamError(f"jobParams key longer than {MAX_KEY_LEN} characters")
         text = _scalar_to_str(key, value)
         if len(text) > MAX_VALUE_LEN:
             raise ParamError(f"jobParams.{key} is longer than {MAX_VALUE_LEN} characters")
-        validator = allowed.get(key)
-        if validator is None:
+        field = allowed.get(key)
+        if field is None:
             raise ParamError(f"jobParams.{key} is not a parameter of {job_type.value}")
+        attribute, validator = field
         try:
-            validator(text)
+            typed[attribute] = validator(text)
         except ValueError as exc:
             raise ParamError(f"jobParams.{key} {exc}") from exc
-        result[key] = text
-    return result
+        stored[key] = text
+    return stored, kind(**typed)
 
 
-@dataclass(frozen=True)
-class CommonParams:
-    """The parameters every job type understands, parsed for the engine."""
-
-    prefix: str = ""
-    dry_run: bool = False
-    failure_threshold: float = 50.0
-    max_concurrency: int | None = None
-    rate_limit: float | None = None
-
-    @classmethod
-    def parse(cls, params: Mapping[str, str]) -> CommonParams:
-        return cls(
-            prefix=params.get("prefix", ""),
-            dry_run=parse_bool(params.get("dryRun", "false")),
-            failure_threshold=float(params.get("failureThreshold", "50")),
-            max_concurrency=int(params["maxConcurrency"]) if "maxConcurrency" in params else None,
-            rate_limit=float(params["rateLimit"]) if "rateLimit" in params else None,
-        )
+def parse(job_type: JobType, stored: Mapping[str, str]) -> JobParams:
+    """The typed parameters of a job from its stored strings (validated at create)."""
+    return accept(job_type, stored)[1]

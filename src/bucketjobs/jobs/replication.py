@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bucketjobs.db.models import jobs, storage_components
 from bucketjobs.jobs import errors
 from bucketjobs.jobs.model import TERMINAL_STATES, JobType
+from bucketjobs.jobs.params import ReplicateParams, ReplicationFilter
 
 
 class ReplicationSource(Protocol):
@@ -32,10 +33,10 @@ async def check(
     storage: ReplicationSource,
     component_id: int,
     bucket: str,
-    params: dict[str, str],
+    params: ReplicateParams,
 ) -> int | None:
     """Raise InvalidRequest for a job that cannot run; return a FAILED re-run's source job."""
-    destination_component = int(params.get("destinationComponent") or component_id)
+    destination_component = params.destination_component or component_id
     row: Any = (
         await conn.execute(
             select(storage_components.c.state).where(
@@ -47,11 +48,11 @@ async def check(
         raise errors.InvalidRequest(
             f"jobParams.destinationComponent {destination_component} is not a storage component"
         )
-    if row.state != "ACTIVE":
+    if row.state != "ACTIVE":  # a component's state (storage/components.py)
         raise errors.InvalidRequest(
             f"jobParams.destinationComponent {destination_component} is {row.state}"
         )
-    destination = params.get("destinationBucket")
+    destination = params.destination_bucket
     if destination is None:
         destination = await storage.replication_destination(bucket)
         if destination is None:
@@ -60,12 +61,29 @@ async def check(
                 f" {bucket!r} has no replication configuration with an enabled rule"
             )
     same = destination_component == component_id and destination == bucket
-    if writes_into_source(same, params.get("prefix", ""), params.get("destinationPrefix", "")):
+    if writes_into_source(same, params.prefix, params.destination_prefix):
         raise errors.InvalidRequest(
             "the destination is the source: copies would land among the keys being copied"
         )
-    if params.get("replicationFilter", "MISSING").upper() != "FAILED":
+    if params.replication_filter is not ReplicationFilter.FAILED:
         return None
+    return await rerun_source(
+        conn, component_id, bucket, params, destination_component, destination
+    )
+
+
+async def rerun_source(
+    conn: AsyncConnection,
+    component_id: int,
+    bucket: str,
+    params: ReplicateParams,
+    destination_component: int,
+    destination: str,
+) -> int:
+    """The job a FAILED re-run takes its keys from: the latest finished BATCH_REPLICATE of
+    the same source bucket and prefix into the same destination (component, bucket and
+    prefix). Another destination's failures say nothing about this one."""
+    plan = jobs.c.plan["destination"]
     source = await conn.scalar(
         select(jobs.c.id)
         .where(
@@ -73,6 +91,10 @@ async def check(
             jobs.c.bucket_name == bucket,
             jobs.c.job_type == JobType.BATCH_REPLICATE.value,
             jobs.c.state.in_([s.value for s in TERMINAL_STATES]),
+            func.coalesce(jobs.c.params["prefix"].astext, "") == params.prefix,
+            plan["component"].as_integer() == destination_component,
+            plan["bucket"].astext == destination,
+            func.coalesce(plan["prefix"].astext, "") == params.destination_prefix,
         )
         .order_by(jobs.c.completed_at.desc(), jobs.c.id.desc())
         .limit(1)
@@ -80,5 +102,7 @@ async def check(
     if source is None:
         raise errors.InvalidRequest(
             f"replicationFilter FAILED: bucket {bucket!r} has no finished BATCH_REPLICATE job"
+            f" into bucket {destination!r} of component {destination_component} with the same"
+            " prefix and destinationPrefix"
         )
     return int(source)

@@ -17,26 +17,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bucketjobs.auth import permissions as perm
+from bucketjobs.auth.caller import Caller
 from bucketjobs.clock import Clock
 from bucketjobs.db.models import idempotency_keys, job_failures, jobs
 from bucketjobs.engine import queue
 from bucketjobs.jobs import errors, replication
 from bucketjobs.jobs.model import ACTIVE_STATES, JobState, JobType
 from bucketjobs.jobs.pages import BadPageToken, PageTokens
-from bucketjobs.jobs.params import ParamError, normalize, valid_bucket_name
+from bucketjobs.jobs.params import ParamError, ReplicateParams, accept, valid_bucket_name
 
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-
-
-@dataclass(frozen=True)
-class Caller:
-    user_id: int
-    username: str
-    permissions: frozenset[str]
-
-    def can(self, permission: str) -> bool:
-        return permission in self.permissions
 
 
 @dataclass(frozen=True)
@@ -99,7 +90,7 @@ class JobService:
         if not valid_bucket_name(bucket_name):
             raise errors.InvalidRequest(f"bucketName {bucket_name!r} is not a valid S3 bucket name")
         try:
-            params = normalize(kind, job_params)
+            params, typed = accept(kind, job_params)
         except ParamError as exc:
             raise errors.InvalidRequest(str(exc)) from None
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
@@ -113,9 +104,9 @@ class JobService:
             if not await storage.bucket_exists(bucket_name):
                 raise errors.NoSuchBucket(f"bucket {bucket_name!r} does not exist")
             source_job_id = None
-            if kind is JobType.BATCH_REPLICATE:
+            if isinstance(typed, ReplicateParams):
                 source_job_id = await replication.check(
-                    conn, storage, component_id, bucket_name, params
+                    conn, storage, component_id, bucket_name, typed
                 )
             row = await self._insert(
                 conn, caller, kind, bucket_name, params, component_id, source_job_id

@@ -1,11 +1,17 @@
 """The protocol every job type implements; the engine knows nothing else about them.
 
-- `validate` (at create): parameters beyond the common ones, already normalised.
-- `prepare` (before planning): read what the job needs (configuration, destination) and
-  return the plan every worker will see (at least `versions`: list versions or not).
-- `act` (per partition): handle one page of listing entries, return counter deltas, a
-  partition-level partial result and the objects that failed permanently.
-- `finish` (once, after every partition): turn the summed partials into the job's result.
+An op sees its job as a `RunningJob`: ids, bucket, its typed parameters (jobs/params.py,
+validated at create and rebuilt from the stored strings), its plan and its stores.
+
+- `prepare` (once, before planning): read what the job needs (configuration, destination)
+  and return the plan every worker will see (at least `versions`: list versions or not).
+- `act` (per partition, on any worker): handle one page of listing entries; return a
+  `Delta` — counters, a partition-level partial result, the objects that failed for good.
+  The engine commits it with the partition, once.
+- `finish` (once, after every partition): from the partials summed by key, return a
+  `Completion`. The engine calls its `commit` inside the transaction that marks the job
+  COMPLETE: the op's own effect (METRIC_RECONCILIATION stores the bucket's metrics) and
+  the job's `result` commit together, or not at all.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bucketjobs.jobs.params import CommonParams
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bucketjobs.jobs.params import JobParams
 from bucketjobs.storage.lister import Entry
 from bucketjobs.storage.listing import Scope
 from bucketjobs.storage.store import Store
@@ -62,8 +70,8 @@ class Delta:
 
 
 @dataclass(frozen=True)
-class JobContext:
-    """What an op sees of its job: ids, bucket, params, its plan, and the stores.
+class RunningJob:
+    """What an op sees of its job: ids, bucket, typed params, its plan, and the stores.
 
     `source` is the store holding `bucket`; `store(id)` opens any other component (a
     replication destination) with this process's shared pools.
@@ -71,8 +79,7 @@ class JobContext:
 
     job_id: int
     bucket: str
-    params: Mapping[str, str]
-    common: CommonParams
+    params: JobParams
     plan: Mapping[str, Any]
     source: Store
     store: Callable[[int], Awaitable[Store]]
@@ -88,6 +95,20 @@ class JobContext:
         return self.source.client
 
 
+@dataclass(frozen=True)
+class Completion:
+    """What `finish` hands the engine: the job's result. An op with an effect of its own
+    subclasses it and does that in `commit`."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+
+    async def commit(
+        self, conn: AsyncConnection, job: RunningJob, now: dt.datetime
+    ) -> dict[str, Any]:
+        """Apply the op's effect within the completing transaction; return the result."""
+        return self.result
+
+
 class Operation(Protocol):
     # True when `act` makes no storage request (it only reads the listing entries): the
     # planner may then act on its own enumeration pages instead of listing every range twice.
@@ -97,15 +118,12 @@ class Operation(Protocol):
         """Whether the planner counts this listing entry in `total`."""
         ...
 
-    async def prepare(self, ctx: JobContext) -> dict[str, Any]: ...
+    async def prepare(self, job: RunningJob) -> dict[str, Any]: ...
 
-    async def act(self, ctx: JobContext, entries: Sequence[Entry], after: str | None) -> Delta:
+    async def act(self, job: RunningJob, entries: Sequence[Entry], after: str | None) -> Delta:
         """Handle one listing page; `after` is the key its listing started after."""
         ...
 
-    async def finish(
-        self, ctx: JobContext, totals: Mapping[str, int], previous: Any
-    ) -> dict[str, Any]:
-        """The job's `result` from its partitions' partials summed by key (and, for
-        METRIC_RECONCILIATION, what to store)."""
+    async def finish(self, job: RunningJob, totals: Mapping[str, int]) -> Completion:
+        """The job's completion from its partitions' partials summed by key."""
         ...

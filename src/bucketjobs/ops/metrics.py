@@ -1,18 +1,26 @@
 """METRIC_RECONCILIATION: recount a bucket's usage from the store itself.
 
-Each partition counts its key range; `finish` adds the partitions up, counts incomplete
-multipart uploads, and hands the engine the metrics to store in the same transaction that
-completes the job. With a `prefix` the job reports the prefix's usage but does not replace
-the bucket's stored metrics (they describe the whole bucket); a dry run stores nothing.
+Each partition counts its key range; `finish` adds the partitions up and counts incomplete
+multipart uploads; its `StoredMetrics.commit` compares them with the stored metrics and
+replaces those, inside the transaction that completes the job. With a `prefix` the job
+reports the prefix's usage but does not replace the bucket's stored metrics (they describe
+the whole bucket); a dry run stores nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from bucketjobs.ops.base import Delta, JobContext
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bucketjobs.db.models import bucket_metrics
+from bucketjobs.ops.base import Completion, Delta, RunningJob
 from bucketjobs.storage.listing import Entry, iter_uploads
 from bucketjobs.storage.retry import with_retries
 
@@ -47,35 +55,63 @@ def difference(new: Mapping[str, int], previous: Mapping[str, int] | None) -> di
     return {name: int(new.get(name, 0)) - int(base.get(name, 0)) for name in METRIC_NAMES}
 
 
+@dataclass(frozen=True)
+class StoredMetrics(Completion):
+    """The recount, stored as the bucket's metrics when `store` (whole bucket, not a dry
+    run). The previous metrics are read under a row lock in the same transaction, so the
+    reported difference is against exactly what the new metrics replace."""
+
+    metrics: dict[str, int] = field(default_factory=dict)
+    store: bool = False
+
+    async def commit(
+        self, conn: AsyncConnection, job: RunningJob, now: dt.datetime
+    ) -> dict[str, Any]:
+        key = {"component_id": job.source.id, "bucket_name": job.bucket}
+        previous = (
+            await conn.execute(
+                select(bucket_metrics.c.metrics)
+                .where(*(bucket_metrics.c[name] == value for name, value in key.items()))
+                .with_for_update()
+            )
+        ).scalar()
+        if self.store:
+            values = {"metrics": self.metrics, "reconciled_at": now, "job_id": job.job_id}
+            await conn.execute(
+                insert(bucket_metrics)
+                .values(**key, **values)
+                .on_conflict_do_update(index_elements=list(key), set_=values)
+            )
+        return {
+            "metrics": self.metrics,
+            "previous": previous,
+            "difference": difference(self.metrics, previous),
+            "stored": self.store,
+        }
+
+
 class MetricReconciliation:
     pure = True
 
     def count_entry(self, entry: Entry) -> bool:
         return True
 
-    async def prepare(self, ctx: JobContext) -> dict[str, Any]:
+    async def prepare(self, job: RunningJob) -> dict[str, Any]:
         """A bucket that never had versioning has no noncurrent versions or delete markers:
         the much cheaper ListObjectsV2 sees everything then."""
         answer = await with_retries(
-            functools.partial(ctx.client.get_bucket_versioning, Bucket=ctx.bucket)
+            functools.partial(job.client.get_bucket_versioning, Bucket=job.bucket)
         )
         return {"versions": answer.get("Status") in ("Enabled", "Suspended")}
 
-    async def act(self, ctx: JobContext, entries: Sequence[Entry], after: str | None) -> Delta:
+    async def act(self, job: RunningJob, entries: Sequence[Entry], after: str | None) -> Delta:
         counts = count_entries(entries)
         return Delta(processed=len(entries), bytes=counts["bytes"], partial=counts)
 
-    async def finish(
-        self, ctx: JobContext, totals: Mapping[str, int], previous: Any
-    ) -> dict[str, Any]:
+    async def finish(self, job: RunningJob, totals: Mapping[str, int]) -> StoredMetrics:
         metrics = {name: int(totals.get(name, 0)) for name in METRIC_NAMES}
-        async for upload in iter_uploads(ctx.client, ctx.bucket, prefix=ctx.common.prefix):
+        async for upload in iter_uploads(job.client, job.bucket, prefix=job.params.prefix):
             metrics["incompleteUploadCount"] += 1
             metrics["incompleteUploadBytes"] += upload.size
-        stored = not ctx.common.dry_run and not ctx.common.prefix
-        return {
-            "metrics": metrics,
-            "previous": previous,
-            "difference": difference(metrics, previous),
-            "stored": stored,
-        }
+        store = not job.params.dry_run and not job.params.prefix
+        return StoredMetrics(metrics=metrics, store=store)

@@ -17,13 +17,15 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bucketjobs.ops.base import Delta, Failure, JobContext, JobFailed
+from bucketjobs.jobs.params import ReplicateParams, ReplicationFilter
+from bucketjobs.ops.base import Completion, Delta, Failure, JobFailed, RunningJob
+from bucketjobs.storage.bucket_config import replication_destination
 from bucketjobs.storage.copy import server_side_copy, streamed_copy
+from bucketjobs.storage.lister import Entry
 from bucketjobs.storage.listing import DELIMITER, Scope, sort_key
 from bucketjobs.storage.retry import StorageError, with_retries
 from bucketjobs.storage.store import Store
 
-ALL, MISSING, FAILED = "ALL", "MISSING", "FAILED"
 LANES = 64  # objects in flight per page; the component's pool caps the process
 
 
@@ -32,7 +34,7 @@ def is_md5_etag(etag: str) -> bool:
     return len(etag) == 32 and "-" not in etag
 
 
-def identical(source: Any, destination: Any) -> bool:
+def identical(source: Entry, destination: Entry | None) -> bool:
     """MISSING's rule: the destination already holds this object.
 
     Same size, and the same ETag when both are content MD5s. When either was written in
@@ -50,41 +52,28 @@ def destination_of(plan: Mapping[str, Any]) -> tuple[int, str, str]:
     return int(dest["component"]), str(dest["bucket"]), str(dest.get("prefix", ""))
 
 
-async def replication_destination(client: Any, bucket: str) -> str | None:
-    """The destination bucket named by the first enabled rule of the bucket's S3
-    replication configuration, if it has one."""
-    try:
-        answer = await with_retries(lambda: client.get_bucket_replication(Bucket=bucket))
-    except StorageError as exc:
-        if exc.http_status == 404 or "NotFound" in exc.code:
-            return None
-        raise
-    for rule in answer.get("ReplicationConfiguration", {}).get("Rules", []):
-        if rule.get("Status") == "Enabled":
-            arn = str(rule.get("Destination", {}).get("Bucket", ""))
-            return arn.rsplit(":", 1)[-1] or None
-    return None
+def _params(job: RunningJob) -> ReplicateParams:
+    assert isinstance(job.params, ReplicateParams)
+    return job.params
 
 
 class Replicate:
     pure = False
 
-    def count_entry(self, entry: Any) -> bool:
+    def count_entry(self, entry: Entry) -> bool:
         return not entry.delete_marker
 
-    async def prepare(self, ctx: JobContext) -> dict[str, Any]:
-        params = ctx.params
-        bucket = params.get("destinationBucket") or await replication_destination(
-            ctx.client, ctx.bucket
-        )
+    async def prepare(self, job: RunningJob) -> dict[str, Any]:
+        params = _params(job)
+        bucket = params.destination_bucket or await replication_destination(job.client, job.bucket)
         if not bucket:
             raise JobFailed(
-                f"no destinationBucket, and bucket {ctx.bucket!r} has no replication rule"
+                f"no destinationBucket, and bucket {job.bucket!r} has no replication rule"
                 " naming one"
             )
-        component = int(params.get("destinationComponent") or ctx.source.id)
+        component = params.destination_component or job.source.id
         try:
-            dest = await ctx.store(component)
+            dest = await job.store(component)
         except LookupError as exc:
             raise JobFailed(f"destination component {component} does not exist") from exc
         try:
@@ -99,51 +88,50 @@ class Replicate:
             "destination": {
                 "component": component,
                 "bucket": bucket,
-                "prefix": params.get("destinationPrefix", ""),
+                "prefix": params.destination_prefix,
             },
-            "filter": params.get("replicationFilter", MISSING).upper(),
-            "serverSide": component == ctx.source.id,
+            "serverSide": component == job.source.id,
         }
 
-    async def act(self, ctx: JobContext, entries: Sequence[Any], after: str | None) -> Delta:
-        component, bucket, prefix = destination_of(ctx.plan)
-        dest = await ctx.store(component)
+    async def act(self, job: RunningJob, entries: Sequence[Entry], after: str | None) -> Delta:
+        component, bucket, prefix = destination_of(job.plan)
+        dest = await job.store(component)
         delta = Delta()
         todo = [e for e in entries if not e.delete_marker]
-        if ctx.plan["filter"] == MISSING:
-            present = await _listed(dest, bucket, prefix, ctx.scope, after, todo)
+        if _params(job).replication_filter is ReplicationFilter.MISSING:
+            present = await _listed(dest, bucket, prefix, job.scope, after, todo)
             copy = [e for e in todo if not identical(e, present.get(prefix + e.key))]
             delta.skipped = len(todo) - len(copy)
             todo = copy
-        if ctx.common.dry_run:
+        if job.params.dry_run:
             delta.processed = len(todo)
             delta.partial = {"bytesCopied": 0}
             return delta
 
-        server_side = bool(ctx.plan["serverSide"])
+        server_side = bool(job.plan["serverSide"])
         pending = iter(todo)
 
-        async def copy_one(entry: Any) -> int:
+        async def copy_one(entry: Entry) -> int:
             size = entry.size
             # SeaweedFS keeps a `dir/` marker as a directory: GET works, CopyObject answers
             # NoSuchKey. A marker is empty, so reading and writing it costs nothing extra.
             if server_side and not entry.key.endswith("/"):
                 if size is None:  # a FAILED re-run knows keys, not sizes
-                    _, head, _ = await ctx.source.http.request("HEAD", ctx.bucket, entry.key)
+                    _, head, _ = await job.source.http.request("HEAD", job.bucket, entry.key)
                     size = int(head.get("Content-Length", "0"))
                 await server_side_copy(
-                    ctx.source.http, ctx.bucket, entry.key, bucket, prefix + entry.key, size
+                    job.source.http, job.bucket, entry.key, bucket, prefix + entry.key, size
                 )
                 return size
             return await streamed_copy(
-                ctx.source.http, dest.http, ctx.bucket, entry.key, bucket, prefix + entry.key,
+                job.source.http, dest.http, job.bucket, entry.key, bucket, prefix + entry.key,
                 size_hint=size,
             )  # fmt: skip
 
         async def lane() -> None:
             for entry in pending:
                 try:
-                    async with ctx.slot():
+                    async with job.slot():
                         copied = await with_retries(functools.partial(copy_one, entry))
                 except StorageError as exc:
                     if exc.http_status is None:
@@ -170,19 +158,17 @@ class Replicate:
         delta.partial = {"bytesCopied": delta.bytes}
         return delta
 
-    async def finish(
-        self, ctx: JobContext, totals: Mapping[str, int], previous: Any
-    ) -> dict[str, Any]:
-        component, bucket, prefix = destination_of(ctx.plan)
+    async def finish(self, job: RunningJob, totals: Mapping[str, int]) -> Completion:
+        component, bucket, prefix = destination_of(job.plan)
         result: dict[str, Any] = {
             "bytesCopied": int(totals.get("bytesCopied", 0)),
             "destination": {"component": component, "bucket": bucket, "prefix": prefix},
-            "replicationFilter": ctx.plan["filter"],
+            "replicationFilter": _params(job).replication_filter.value,
             "versions": "current versions only",
         }
-        if ctx.source_job_id is not None:
-            result["failedKeysOf"] = {"id": ctx.source_job_id}
-        return result
+        if job.source_job_id is not None:
+            result["failedKeysOf"] = {"id": job.source_job_id}
+        return Completion(result)
 
 
 async def _listed(

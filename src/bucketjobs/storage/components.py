@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bucketjobs.db.models import storage_components
 from bucketjobs.storage.endpoint import Endpoint, tls_context
 
+ACTIVE, INACTIVE = "ACTIVE", "INACTIVE"  # a component's states
+
 
 @dataclass(frozen=True)
 class Component:
@@ -98,7 +100,7 @@ async def set_primary(
         "access_key_enc": enc_access,
         "secret_key_enc": enc_secret,
         "is_primary": True,
-        "state": "ACTIVE",
+        "state": ACTIVE,
     }
     if same:
         await conn.execute(

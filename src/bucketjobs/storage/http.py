@@ -167,11 +167,16 @@ class S3Http:
                 length = response.content_length
                 if max_body is not None and length is not None and length > max_body:
                     raise AnswerTooLarge(length, max_body)
-                body = await response.content.read(max_body + 1) if max_body is not None else (
-                    await response.read()
-                )  # fmt: skip
-                if max_body is not None and len(body) > max_body:
-                    raise AnswerTooLarge(len(body), max_body)
+                if max_body is None:
+                    body = await response.read()
+                else:  # a chunked answer announces no length: count as it comes
+                    chunks, size = [], 0
+                    async for chunk in response.content.iter_chunked(65536):
+                        size += len(chunk)
+                        if size > max_body:
+                            raise AnswerTooLarge(size, max_body)
+                        chunks.append(chunk)
+                    body = b"".join(chunks)
                 return response.status, response.headers, body
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise classify(exc) from exc

@@ -1,4 +1,4 @@
-"""Build what a step needs from a job row: the op's `JobContext` and where its keys come from.
+"""Build what a step needs from a job row: the op's `RunningJob` and where its keys come from.
 
 A job's keys come from a listing of its bucket, except for a BATCH_REPLICATE re-run of
 failed keys, whose keys come from the failures its source job recorded (in byte order, so
@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bucketjobs.db.models import job_failures
-from bucketjobs.engine.context import EngineContext
-from bucketjobs.jobs.params import CommonParams
-from bucketjobs.ops.base import JobContext
+from bucketjobs.engine.runtime import WorkerRuntime
+from bucketjobs.jobs import params
+from bucketjobs.jobs.model import JobType
+from bucketjobs.ops.base import Operation, RunningJob
+from bucketjobs.ops.registry import OPERATIONS
 from bucketjobs.storage.lister import Entry
 from bucketjobs.storage.listing import Scope, iter_range
 
@@ -25,15 +27,17 @@ FAILED_KEYS_PAGE = 1000
 
 @dataclass(frozen=True)
 class Step:
-    """One job as a step of the engine sees it."""
+    """One job as a step of the engine sees it: its row, the op that runs it and the
+    op's view of it, and this process's runtime."""
 
-    job: Any
-    op: JobContext
-    engine: EngineContext
+    row: Any
+    op: Operation
+    job: RunningJob
+    runtime: WorkerRuntime
 
     @property
     def versions(self) -> bool:
-        return bool((self.job.plan or {}).get("versions", True))
+        return bool((self.row.plan or {}).get("versions", True))
 
     def pages(
         self,
@@ -45,13 +49,13 @@ class Step:
         check_order: bool = False,
     ) -> AsyncIterator[list[Entry]]:
         """Pages of the job's entries in `scope` with keys in (start_after, last_key]."""
-        if self.op.source_job_id is not None:
+        if self.job.source_job_id is not None:
             return self._failed_keys(start_after, last_key)
         return iter_range(
-            self.op.source.lister,
-            self.job.bucket_name,
+            self.job.source.lister,
+            self.job.bucket,
             versions=self.versions,
-            order=self.op.source.order,
+            order=self.job.source.order,
             scope=scope,
             start_after=start_after,
             last_key=last_key,
@@ -65,20 +69,21 @@ class Step:
         """The distinct keys the source job failed on, in byte order; sizes are unknown."""
         key = job_failures.c.key.collate("C")
         after = start_after
+        prefix = self.job.params.prefix
         while True:
             query = (
                 select(key.label("key"))
                 .distinct()
-                .where(job_failures.c.job_id == self.op.source_job_id)
+                .where(job_failures.c.job_id == self.job.source_job_id)
             )
-            if self.op.common.prefix:
-                query = query.where(func.starts_with(job_failures.c.key, self.op.common.prefix))
+            if prefix:
+                query = query.where(func.starts_with(job_failures.c.key, prefix))
             if after is not None:
                 query = query.where(key > after)
             if last_key is not None:
                 query = query.where(key <= last_key)
             query = query.order_by(key).limit(FAILED_KEYS_PAGE)
-            async with self.engine.db.connect() as conn:
+            async with self.runtime.db.connect() as conn:
                 keys = (await conn.execute(query)).scalars().all()
             if not keys:
                 return
@@ -88,18 +93,18 @@ class Step:
             after = keys[-1]
 
 
-async def load_step(ctx: EngineContext, job: Any) -> Step:
-    common = CommonParams.parse(job.params)
-    op = JobContext(
-        job_id=job.id,
-        bucket=job.bucket_name,
-        params=dict(job.params),
-        common=common,
-        plan=dict(job.plan or {}),
-        source=await ctx.store(job.component_id),
-        store=ctx.store,
-        source_job_id=job.source_job_id,
-        scope=Scope(common.prefix),
-        slot=ctx.limits(job.id, common).slot,
+async def load_step(runtime: WorkerRuntime, row: Any) -> Step:
+    job_type = JobType(row.job_type)
+    typed = params.parse(job_type, row.params)
+    job = RunningJob(
+        job_id=row.id,
+        bucket=row.bucket_name,
+        params=typed,
+        plan=dict(row.plan or {}),
+        source=await runtime.store(row.component_id),
+        store=runtime.store,
+        source_job_id=row.source_job_id,
+        scope=Scope(typed.prefix),
+        slot=runtime.limits(row.id, typed).slot,
     )
-    return Step(job, op, ctx)
+    return Step(row, OPERATIONS[job_type], job, runtime)

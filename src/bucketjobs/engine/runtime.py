@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bucketjobs.clock import Clock
 from bucketjobs.engine.limits import JobLimits
-from bucketjobs.jobs.params import CommonParams
+from bucketjobs.jobs.params import JobParams
 from bucketjobs.storage.components import load_component
 from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.s3 import open_client
@@ -25,7 +25,7 @@ from bucketjobs.storage.store import Store
 COMPONENT_TTL = 5.0  # seconds a worker trusts its copy of a storage component
 
 
-class EngineContext:
+class WorkerRuntime:
     def __init__(
         self,
         db: AsyncEngine,
@@ -78,11 +78,11 @@ class EngineContext:
             self._stores[component_id] = (time.monotonic(), store)
             return store
 
-    def limits(self, job_id: int, common: CommonParams) -> JobLimits:
+    def limits(self, job_id: int, params: JobParams) -> JobLimits:
         """This process's share of the job's `maxConcurrency` and `rateLimit`."""
         if job_id not in self._limits:
-            rate = common.rate_limit / max(self.live_workers, 1) if common.rate_limit else None
-            self._limits[job_id] = JobLimits(common.max_concurrency, rate)
+            rate = params.rate_limit / max(self.live_workers, 1) if params.rate_limit else None
+            self._limits[job_id] = JobLimits(params.max_concurrency, rate)
         return self._limits[job_id]
 
     def cancel_local(self, job_id: int) -> None:
