@@ -1,8 +1,9 @@
 """Build what a step needs from a job row: the op's `RunningJob` and where its keys come from.
 
-A job's keys come from a listing of its bucket, except for a BATCH_REPLICATE re-run of
-failed keys, whose keys come from the failures its source job recorded (in byte order, so
-the same key-range partitions work for both).
+A job's keys come from a listing of its bucket, except for a re-run of another job's
+failures (a job with a `source_job_id`, e.g. BATCH_REPLICATE's FAILED filter), whose keys
+come from the failures that job recorded (in byte order, so the same key-range partitions
+work for both).
 """
 
 from __future__ import annotations
