@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
 
 import httpx
 import psutil
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 
 from tests.support.s3 import put_many
@@ -49,26 +45,8 @@ async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, buck
     assert workers == 2, "both worker processes ran partitions of the job"
 
 
-def _self_signed(tmp_path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
-    )  # fmt: skip
-    return cert_path, key_path
-
-
-async def test_https_with_secure_cookies(stack, tmp_path):
-    cert, key = _self_signed(tmp_path)
+async def test_https_with_secure_cookies(stack, tmp_path, ca):
+    cert, key = ca.cert, ca.key  # a certificate for 127.0.0.1 from the tests' private CA
     port = free_port()
     api = Process(
         ["serve", "--no-worker", "--port", str(port), "--data-dir", str(stack.data_dir),
@@ -79,7 +57,7 @@ async def test_https_with_secure_cookies(stack, tmp_path):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        async with httpx.AsyncClient(verify=False) as client:
+        async with httpx.AsyncClient(verify=ssl.create_default_context(cadata=ca.ca_pem)) as client:
             while True:
                 try:
                     response = await client.get(f"https://127.0.0.1:{port}/mapi/v1/csrf")

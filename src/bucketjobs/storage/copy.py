@@ -178,8 +178,8 @@ async def server_side_copy(
         await upload.start(headers)
         for start in range(0, size, part_size):
             end = min(start + part_size, size) - 1
-            range_ = {**source, "x-amz-copy-source-range": f"bytes={start}-{end}"}
-            await upload.part(range_, error_in_200=True)
+            part_range = {**source, "x-amz-copy-source-range": f"bytes={start}-{end}"}
+            await upload.part(part_range, error_in_200=True)
         await upload.complete()
 
 
@@ -236,9 +236,9 @@ async def streamed_copy(
             async with _Multipart(dst, dst_bucket, dst_key) as upload:
                 await upload.start(headers)
                 for start in range(0, size, part_size):
-                    length_ = min(part_size, size - start)
+                    part_length = min(part_size, size - start)
                     await upload.part(
-                        {"content-length": str(length_)}, _take(response.content, length_)
+                        {"content-length": str(part_length)}, _take(response.content, part_length)
                     )
                 await upload.complete()
             return size

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,8 @@ class EmbeddedSeaweed:
         self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
         self.credentials_path = self.root / "s3-credentials.json"
+        self.scratch = self.root / "tmp"
+        self._own_scratch = False
 
     @property
     def endpoint(self) -> str:
@@ -103,10 +106,22 @@ class EmbeddedSeaweed:
         if self.https_port is not None and self.tls is not None:
             args += [f"-s3.port.https={self.https_port}", f"-s3.cert.file={self.tls[0]}",
                      f"-s3.key.file={self.tls[1]}"]  # fmt: skip
+        # weed leaves unix sockets and log files in /tmp (or TMPDIR): give it a directory of
+        # its own, inside its root when that path is short enough for a socket name.
+        if len(str(self.root)) < 60:
+            self.scratch = self.root / "tmp"
+            self.scratch.mkdir(exist_ok=True)
+        else:
+            self.scratch = Path(tempfile.mkdtemp(prefix="bucketjobs-weed-"))
+            self._own_scratch = True
+        env = {**os.environ, "TMPDIR": str(self.scratch)}
+        args += [f"-s3.localSocket={self.scratch}/s3.sock",
+                 f"-filer.localSocket={self.scratch}/filer.sock"]  # fmt: skip
         log = open(self.root / "seaweedfs.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True
-        )
+            args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env,
+            start_new_session=True,
+        )  # fmt: skip
         log.close()
         self._wait_ready(timeout)
         return creds
@@ -126,11 +141,12 @@ class EmbeddedSeaweed:
         raise RuntimeError(f"SeaweedFS did not answer on {self.endpoint} in {timeout}s")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self._own_scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
