@@ -71,6 +71,7 @@ class EmbeddedSeaweed:
         self.credentials_path = self.root / "s3-credentials.json"
         self.scratch = self.root / "tmp"
         self._own_scratch = False
+        self._grpc_sockets: list[Path] = []
 
     @property
     def endpoint(self) -> str:
@@ -96,6 +97,10 @@ class EmbeddedSeaweed:
             json.dump(identity, handle)
         # Every port is chosen here (gRPC ports are port + 10000) so instances never collide.
         ports = {name: _free_port() for name in ("master", "volume", "filer", "admin")}
+        # `weed mini` puts these gRPC sockets in /tmp whatever it is told (port + 10000).
+        self._grpc_sockets = [
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port + 10000}.sock") for name, port in ports.items()
+        ]
         args = [
             _weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
@@ -148,5 +153,7 @@ class EmbeddedSeaweed:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        for socket_path in self._grpc_sockets:
+            socket_path.unlink(missing_ok=True)
         if self._own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
