@@ -101,9 +101,21 @@ async def test_bad_bodies_are_400_and_create_nothing(admin):
         {"storageType": "GENERIC_S3",
          "storageComponentConfig": {"label": "x", "host": "h", "accessKey": "a",
                                     "secretKey": "s", "unknownField": 1}},
+        *({"storageType": "GENERIC_S3",
+           "storageComponentConfig": {"label": "x", "host": host, "accessKey": "a",
+                                      "secretKey": "s"}}
+          for host in ("h\x00", "http://h", "h/path", "h:9000", "h h", "[::1", "é.example")),
+        *({"storageType": "GENERIC_S3",
+           "storageComponentConfig": {"label": "x", "host": "h", "uriScheme": "https",
+                                      "accessKey": "a", "secretKey": "s", "caCertificate": ca}}
+          for ca in ("\x00", "not a pem", "é" * 20, "-----BEGIN CERTIFICATE-----\n\x00\n",
+                     "x" * 70_000, 12345, {"pem": "x"})),
     ):  # fmt: skip
         response = await admin.post("/storage_component/create", body)
         assert response.status_code == 400, (body, response.text)
+        if "caCertificate" in body.get("storageComponentConfig", {}):
+            message = response.json()["message"]
+            assert "caCertificate" in message and "é" * 20 not in message, message
     assert await admin.ok("/storage_component/list", {}) == before
 
 

@@ -8,11 +8,21 @@ act on; marking another primary moves the mark in the same transaction.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from bucketjobs.api.body import json_object, parse
 from bucketjobs.api.errors import ApiError
@@ -37,10 +47,8 @@ class ComponentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     label: StrictStr = Field(min_length=1, max_length=256)
-    # A DNS name or an IP address (IPv6 with or without brackets): never a URL or a path.
-    host: StrictStr = Field(
-        min_length=1, max_length=253, pattern=r"^([A-Za-z0-9_.-]+|\[?[0-9A-Fa-f:.]+\]?)$"
-    )
+    # A DNS name, an IPv4 address or an IPv6 address (brackets optional): never a URL.
+    host: StrictStr = Field(min_length=1, max_length=253)
     port: StrictInt | None = Field(default=None, ge=1, le=65535)
     uriScheme: Literal["http", "https"] = "https"
     region: StrictStr = Field(default="us-east-1", min_length=1, max_length=64)
@@ -53,6 +61,18 @@ class ComponentConfig(BaseModel):
     connectionTimeout: StrictInt | None = Field(default=None, ge=1, le=3600)
     socketTimeout: StrictInt | None = Field(default=None, ge=1, le=3600)
     caCertificate: StrictStr | None = Field(default=None, min_length=1, max_length=65536)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+            return value
+        bracketed = value.startswith("[") and value.endswith("]")
+        try:
+            ipaddress.IPv6Address(value[1:-1] if bracketed else value)
+        except ValueError:
+            raise ValueError("must be a host name or an IP address, not a URL") from None
+        return value
 
 
 class CreateBody(BaseModel):

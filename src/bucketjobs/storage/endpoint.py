@@ -65,6 +65,8 @@ def tls_context(ca_pem: str | None = None) -> ssl.SSLContext:
         return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
     except ssl.SSLError as exc:
         raise ValueError(f"not a PEM CA certificate: {exc.reason or exc}") from exc
+    except TypeError:  # text beyond ASCII: the ssl module refuses it before parsing
+        raise ValueError("not a PEM CA certificate: PEM is ASCII text") from None
 
 
 _bundles: Path | None = None
