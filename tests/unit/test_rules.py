@@ -23,7 +23,7 @@ from bucketjobs.jobs.params import (
     ParamError,
     ReplicateParams,
     ReplicationFilter,
-    normalize,
+    accept,
     parse,
     valid_bucket_name,
 )
@@ -44,6 +44,11 @@ class FakeClock(Clock):
 
 
 S = JobState
+
+
+def normalize(job_type: JobType, raw: object) -> dict[str, str]:
+    """The stored form of `raw` jobParams."""
+    return accept(job_type, raw)[0]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

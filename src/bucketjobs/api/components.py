@@ -232,7 +232,7 @@ async def test_component(
     components = state_of(request).components
     with _answers():
         row = await components.get(body.id)
-        result = await components.test(body.id)
+        result = await components.test(row)
     return {
         "id": row.id,
         "storageType": row.storage_type,

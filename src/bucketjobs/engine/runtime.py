@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bucketjobs.clock import Clock
 from bucketjobs.engine.limits import JobLimits
-from bucketjobs.jobs.params import JobParams
+from bucketjobs.jobs.params import CommonParams
 from bucketjobs.storage.components import load_component
 from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.s3 import open_client
@@ -78,7 +78,7 @@ class WorkerRuntime:
             self._stores[component_id] = (time.monotonic(), store)
             return store
 
-    def limits(self, job_id: int, params: JobParams) -> JobLimits:
+    def limits(self, job_id: int, params: CommonParams) -> JobLimits:
         """This process's share of the job's `maxConcurrency` and `rateLimit`."""
         if job_id not in self._limits:
             rate = params.rate_limit / max(self.live_workers, 1) if params.rate_limit else None

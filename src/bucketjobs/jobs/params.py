@@ -168,9 +168,6 @@ class TriggerParams(CommonParams):
     targets: tuple[str, ...] | None = None
 
 
-JobParams = CommonParams  # the base of every type's parameters
-
-
 def _replication_filter(value: str) -> ReplicationFilter:
     return ReplicationFilter(_choice(*ReplicationFilter)(value))
 
@@ -227,15 +224,9 @@ def _scalar_to_str(key: str, value: object) -> str:
     raise ParamError(f"jobParams.{key} must be a string, number or boolean, not {kind}")
 
 
-def normalize(job_type: JobType, raw: Mapping[str, object] | None) -> dict[str, str]:
-    """Check shape, limits and every key/value for `job_type`; return the stored form.
-
-    Unknown keys are rejected, never ignored: a typo must not silently change what a job does.
-    """
-    return accept(job_type, raw)[0]
-
-
-def accept(job_type: JobType, raw: Mapping[str, object] | None) -> tuple[dict[str, str], JobParams]:
+def accept(
+    job_type: JobType, raw: Mapping[str, object] | None
+) -> tuple[dict[str, str], CommonParams]:
     """Validate `raw` jobParams at create: the stored strings and the typed parameters they
     stand for (what the create-time checks and, rebuilt by `parse`, the workers read)."""
     if raw is None:
@@ -264,6 +255,6 @@ def accept(job_type: JobType, raw: Mapping[str, object] | None) -> tuple[dict[st
     return stored, kind(**typed)
 
 
-def parse(job_type: JobType, stored: Mapping[str, str]) -> JobParams:
+def parse(job_type: JobType, stored: Mapping[str, str]) -> CommonParams:
     """The typed parameters of a job from its stored strings (validated at create)."""
     return accept(job_type, stored)[1]

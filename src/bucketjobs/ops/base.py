@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bucketjobs.jobs.params import JobParams
+from bucketjobs.jobs.params import CommonParams
 from bucketjobs.storage.lister import Entry
 from bucketjobs.storage.listing import Scope
 from bucketjobs.storage.store import Store
@@ -79,7 +79,7 @@ class RunningJob:
 
     job_id: int
     bucket: str
-    params: JobParams
+    params: CommonParams
     plan: Mapping[str, Any]
     source: Store
     store: Callable[[int], Awaitable[Store]]

@@ -148,10 +148,11 @@ class ComponentService:
         async with self.db.connect() as conn:
             return await _row(conn, component_id)
 
-    async def test(self, component_id: int) -> ProbeResult:
-        """Real requests: list the buckets (endpoint and credentials), then HEAD the
-        configured bucket if there is one. The first failure is the answer."""
-        component = decrypt(await self.get(component_id), self.fernet)
+    async def test(self, row: Any) -> ProbeResult:
+        """Real requests to the component `row` (from `get`): list the buckets (endpoint
+        and credentials), then HEAD the configured bucket if there is one. The first
+        failure is the answer."""
+        component = decrypt(row, self.fernet)
         http = S3Http(component, 2)
         try:
             await asyncio.wait_for(http.request("GET", ""), TEST_TIMEOUT)
