@@ -257,3 +257,104 @@ async def test_users_commands_add_list_remove(stack):
         assert cli("remove", "bob").returncode == 1
     finally:
         await bob.close()
+
+
+async def _login(http: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    response = await _token(http, grant_type="password", username=username, password=password)
+    assert response.status_code == 200, response.text
+    body: dict[str, str] = response.json()
+    return body
+
+
+async def _info(http: httpx.AsyncClient, access: str) -> int:
+    csrf = await http.get("/mapi/v1/csrf")
+    response = await http.post(
+        "/mapi/v1/user/info",
+        headers={"Authorization": f"Bearer {access}", "X-XSRF-TOKEN": csrf.cookies["XSRF-TOKEN"]},
+    )
+    return response.status_code
+
+
+async def test_refresh_tokens_rotate_and_reuse_revokes_the_session(stack):
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        first = await _login(http, "admin", ADMIN_PASSWORD)
+        second = await _token(
+            http, grant_type="refresh_token", refresh_token=first["refresh_token"]
+        )
+        assert second.status_code == 200
+        rotated = second.json()
+        assert rotated["refresh_token"] != first["refresh_token"]
+        assert await _info(http, rotated["access_token"]) == 200
+        # The used token again: a leaked copy. Refused, and the whole session ends with it.
+        replay = await _token(
+            http, grant_type="refresh_token", refresh_token=first["refresh_token"]
+        )
+        assert replay.status_code == 401 and replay.json()["error"] == "invalid_grant"
+        again = await _token(
+            http, grant_type="refresh_token", refresh_token=rotated["refresh_token"]
+        )
+        assert again.status_code == 401
+        assert await _info(http, rotated["access_token"]) == 401
+        assert await _info(http, first["access_token"]) == 401
+        # Other logins of the same user are not affected.
+        other = await _login(http, "admin", ADMIN_PASSWORD)
+        assert await _info(http, other["access_token"]) == 200
+
+
+async def test_logout_ends_one_session(stack):
+    logout = "/ui/auth/realms/vsp-object/protocol/openid-connect/logout"
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        ended = await _login(http, "admin", ADMIN_PASSWORD)
+        kept = await _login(http, "admin", ADMIN_PASSWORD)
+        response = await http.post(
+            logout, data={"client_id": "admin-cli", "refresh_token": ended["refresh_token"]}
+        )
+        assert response.status_code == 204 and response.content == b""
+        assert await _info(http, ended["access_token"]) == 401
+        refused = await _token(
+            http, grant_type="refresh_token", refresh_token=ended["refresh_token"]
+        )
+        assert refused.status_code == 401
+        assert await _info(http, kept["access_token"]) == 200
+        bad = await http.post(logout, data={"client_id": "admin-cli", "refresh_token": "x.y.z"})
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
+
+
+async def test_password_change_revokes_every_token_of_the_user(stack):
+    carol = stack.add_user("carol", "user")
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        before = await _login(http, "carol", "carol-pw")
+        await carol.login()
+        wrong = await carol.post(
+            "/user/password", {"currentPassword": "nope", "newPassword": "carol-new"}
+        )
+        assert wrong.status_code == 400 and "currentPassword" in wrong.json()["message"]
+        assert await _info(http, before["access_token"]) == 200
+        changed = await carol.post(
+            "/user/password", {"currentPassword": "carol-pw", "newPassword": "carol-new"}
+        )
+        assert changed.status_code == 200, changed.text
+        assert await _info(http, before["access_token"]) == 401
+        refused = await _token(
+            http, grant_type="refresh_token", refresh_token=before["refresh_token"]
+        )
+        assert refused.status_code == 401
+        old = await _token(http, grant_type="password", username="carol", password="carol-pw")
+        assert old.status_code == 401
+        after = await _login(http, "carol", "carol-new")
+        assert await _info(http, after["access_token"]) == 200
+
+        # The administrator's command does the same, password read from stdin (not argv).
+        import subprocess
+        import sys
+
+        done = subprocess.run(
+            [sys.executable, "-m", "bucketjobs.cli.main", "users", "passwd", "carol",
+             "--password-stdin", "--database-url", stack.database_url,
+             "--data-dir", str(stack.data_dir)],
+            input="carol-third\n", capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert await _info(http, after["access_token"]) == 401
+        await _login(http, "carol", "carol-third")
+    await carol.close()

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bucketjobs.auth.csrf import CsrfError, CsrfProtector
 from bucketjobs.auth.permissions import permissions_for
 from bucketjobs.auth.throttle import LoginThrottle
-from bucketjobs.auth.tokens import InvalidToken, TokenIssuer
+from bucketjobs.auth.tokens import InvalidToken, Session, TokenIssuer
 from bucketjobs.clock import Clock, rfc3339_ms
 from bucketjobs.engine.planner import split_at_key_boundary
 from bucketjobs.engine.progress import threshold_crossed
@@ -162,9 +162,10 @@ def test_access_tokens_expire_and_kinds_do_not_mix():
     clock = FakeClock()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     issuer = TokenIssuer(key, "urn:test", clock, access_ttl=60)
-    issued = issuer.issue(7, "alice")
-    assert issuer.verify_access(issued["access_token"]).user_id == 7
-    assert issuer.verify_refresh(issued["refresh_token"]) == 7
+    session = Session(7, "alice", "s1", 3, "r1")
+    issued = issuer.issue(session)
+    assert issuer.verify_access(issued["access_token"]) == Session(7, "alice", "s1", 3, "")
+    assert issuer.verify_refresh(issued["refresh_token"]) == Session(7, "", "s1", 3, "r1")
     with pytest.raises(InvalidToken):
         issuer.verify_access(issued["refresh_token"])
     clock.now_ts += 61
@@ -174,22 +175,43 @@ def test_access_tokens_expire_and_kinds_do_not_mix():
         rsa.generate_private_key(public_exponent=65537, key_size=2048), "urn:test", clock
     )
     with pytest.raises(InvalidToken):
-        other.verify_access(issuer.issue(7, "alice")["access_token"])
+        other.verify_access(issuer.issue(session)["access_token"])
 
 
 def test_login_throttle_backs_off_failures_only():
     clock = FakeClock()
     throttle = LoginThrottle(clock, free_failures=3)
     for _ in range(3):
-        assert throttle.retry_after("bob") == 0
-        throttle.failed("bob")
-    assert throttle.retry_after("bob") > 0
-    assert throttle.retry_after("carol") == 0
+        assert throttle.retry_after("bob", "10.0.0.9") == 0
+        throttle.failed("bob", "10.0.0.9")
+    assert throttle.retry_after("bob", "10.0.0.9") > 0
+    assert throttle.retry_after("carol", "10.0.0.9") == 0
     clock.now_ts += 400
-    assert throttle.retry_after("bob") == 0
-    throttle.failed("bob")
-    throttle.succeeded("bob")
-    assert throttle.retry_after("bob") == 0
+    assert throttle.retry_after("bob", "10.0.0.9") == 0
+    throttle.failed("bob", "10.0.0.9")
+    throttle.succeeded("bob", "10.0.0.9")
+    assert throttle.retry_after("bob", "10.0.0.9") == 0
+
+
+def test_an_attacker_elsewhere_never_locks_the_real_user_out():
+    clock = FakeClock()
+    throttle = LoginThrottle(clock, free_failures=3, free_failures_per_name=10)
+    throttle.succeeded("bob", "10.0.0.1")  # bob's own machine
+    for _ in range(30):
+        throttle.failed("bob", "192.0.2.66")
+    assert throttle.retry_after("bob", "192.0.2.66") > 0
+    assert throttle.retry_after("bob", "10.0.0.1") == 0
+
+
+def test_guesses_spread_over_many_addresses_are_slowed_for_unknown_ones(caplog):
+    clock = FakeClock()
+    throttle = LoginThrottle(clock, free_failures=3, free_failures_per_name=10)
+    throttle.succeeded("bob", "10.0.0.1")
+    for i in range(10):  # one guess from each of 10 addresses: no pair reaches 3
+        throttle.failed("bob", f"192.0.2.{i}")
+    assert throttle.retry_after("bob", "192.0.2.200") > 0  # a new address is slowed
+    assert throttle.retry_after("bob", "10.0.0.1") == 0  # bob's known address is not
+    assert "many addresses" in caplog.text
 
 
 def test_roles_grant_permissions():

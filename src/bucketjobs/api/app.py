@@ -11,11 +11,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from bucketjobs import __version__
-from bucketjobs.api import buckets, components, errors, health, identity, jobs
+from bucketjobs.api import buckets, components, errors, grants, health, identity, jobs
 from bucketjobs.api.schemas import REQUEST_SCHEMAS, complete_responses
 from bucketjobs.api.state import ApiState
 from bucketjobs.api.storage import PrimaryStore
 from bucketjobs.auth.csrf import CsrfProtector
+from bucketjobs.auth.logins import LoginChecker
+from bucketjobs.auth.password_gate import PasswordGate
 from bucketjobs.auth.throttle import LoginThrottle
 from bucketjobs.auth.tokens import TokenIssuer, load_or_create_key
 from bucketjobs.clock import Clock, clock
@@ -67,7 +69,7 @@ def create_app(
             serial=secrets["serial"],
             realm=realm,
             secure_cookies=secure_cookies,
-            throttle=LoginThrottle(the_clock),
+            logins=LoginChecker(db, LoginThrottle(the_clock), PasswordGate()),
         )
         app.state.storage = PrimaryStore(db, fernet)
         app.state.max_body = max_body
@@ -89,6 +91,7 @@ def create_app(
         app.include_router(jobs.router, prefix=prefix)
         app.include_router(buckets.router, prefix=prefix)
         app.include_router(components.router, prefix=prefix)
+        app.include_router(grants.router, prefix=prefix)
     app.include_router(identity.oidc)
     app.include_router(health.router)
 

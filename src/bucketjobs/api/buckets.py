@@ -11,6 +11,8 @@ from bucketjobs.api.body import json_object, parse
 from bucketjobs.api.errors import ApiError
 from bucketjobs.api.schemas import BucketBody, errors, request_body
 from bucketjobs.api.security import authenticate, state_of
+from bucketjobs.auth import grants
+from bucketjobs.auth.access import Access
 from bucketjobs.auth.caller import Caller
 from bucketjobs.clock import rfc3339_ms
 from bucketjobs.db.models import bucket_metrics
@@ -20,13 +22,17 @@ router = APIRouter(tags=["buckets"])
 
 @router.post(
     "/bucket/metrics",
-    responses=errors(400, 401, 404, 413, 500, 503),
+    responses=errors(400, 401, 403, 404, 413, 500, 503),
     openapi_extra=request_body(BucketBody),
 )
-async def get_bucket_metrics(request: Request, _: Caller = Depends(authenticate)) -> dict[str, Any]:
+async def get_bucket_metrics(
+    request: Request, caller: Caller = Depends(authenticate)
+) -> dict[str, Any]:
     body = parse(BucketBody, await json_object(request))
     component_id = await request.app.state.storage.primary_id()
     async with state_of(request).db.connect() as conn:
+        if await grants.reaches(conn, caller, [(component_id, body.bucketName, Access.READ)]):
+            raise ApiError(403, f"no READ access to bucket {body.bucketName[:64]!r}")
         row = (
             await conn.execute(
                 select(bucket_metrics).where(

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from bucketjobs.api.body import json_object
+from bucketjobs.api.body import BodyTooLarge, json_object, parse, read_limited, text_problem
 from bucketjobs.api.errors import ApiError
-from bucketjobs.api.schemas import errors
+from bucketjobs.api.grants import grant_view
+from bucketjobs.api.schemas import errors, request_body
 from bucketjobs.api.security import authenticate, state_of
+from bucketjobs.auth import grants, sessions
 from bucketjobs.auth.caller import Caller
 from bucketjobs.auth.csrf import SESSION_COOKIE, TOKEN_COOKIE
-from bucketjobs.auth.passwords import verify_password
+from bucketjobs.auth.logins import LoginRefused
 from bucketjobs.auth.permissions import permissions_for
 from bucketjobs.auth.tokens import InvalidToken
-from bucketjobs.auth.users import find_by_name, get_user
+from bucketjobs.auth.users import MAX_PASSWORD, UserError, get_user, set_password
 
 oidc = APIRouter(prefix="/ui/auth/realms/{realm}", tags=["identity"])
 mapi = APIRouter(tags=["identity"])
@@ -33,6 +35,35 @@ def _check_realm(request: Request, realm: str) -> None:
         raise ApiError(404, f"realm {realm!r} not found")
 
 
+MAX_FORM = 16 * 1024  # a token request is a few short fields
+
+
+async def _form(request: Request) -> dict[str, str] | JSONResponse:
+    """The form fields, or the OAuth error answer for a body that is too big or malformed."""
+    try:
+        raw = await read_limited(request, MAX_FORM)
+        pairs = parse_qsl(
+            raw.decode("ascii"), keep_blank_values=True, strict_parsing=False, max_num_fields=16
+        )
+    except BodyTooLarge as exc:
+        return _oauth_error(413, "invalid_request", str(exc))
+    except (UnicodeDecodeError, ValueError):
+        return _oauth_error(400, "invalid_request", "the body is not a valid form")
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            return _oauth_error(400, "invalid_request", f"{name[:32]!r} given twice")
+        problem = text_problem(value)
+        if problem:
+            return _oauth_error(400, "invalid_request", f"{name[:32]!r} {problem}")
+        form[name] = value
+    return form
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
 @oidc.post(
     "/protocol/openid-connect/token",
     responses={401: {"description": "invalid_grant"}, 400: {"description": "invalid_request"}},
@@ -41,45 +72,65 @@ async def token(request: Request, realm: str) -> Any:
     """Password and refresh_token grants (form-encoded, Keycloak-compatible)."""
     _check_realm(request, realm)
     state = state_of(request)
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        return _oauth_error(413, "invalid_request", "request too large")
-    form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-    client_id = form.get("client_id", "")
-    if client_id not in state.client_ids:
+    form = await _form(request)
+    if isinstance(form, JSONResponse):
+        return form
+    if form.get("client_id", "") not in state.client_ids:
         return _oauth_error(401, "unauthorized_client", "unknown client_id")
     grant = form.get("grant_type")
     if grant == "password":
-        username, password = form.get("username", ""), form.get("password", "")
-        throttle = state.throttle
-        wait = throttle.retry_after(username)
-        if wait > 0:
-            response = _oauth_error(429, "slow_down", "too many failed logins, retry later")
-            response.headers["Retry-After"] = str(int(wait) + 1)
+        password = form.get("password", "")
+        if len(password) > MAX_PASSWORD:
+            return _oauth_error(400, "invalid_request", "password too long")
+        try:
+            user = await state.logins.check(form.get("username", ""), password, _address(request))
+        except LoginRefused as exc:
+            if not exc.retry_after:
+                return _oauth_error(401, "invalid_grant", "Invalid user credentials")
+            response = _oauth_error(429, "slow_down", "too many logins, retry later")
+            response.headers["Retry-After"] = str(int(exc.retry_after) + 1)
             return response
-        async with state.db.connect() as conn:
-            user = await find_by_name(conn, username)
-        ok = await asyncio.to_thread(
-            verify_password, user.password_hash if user else None, password
-        )
-        if not ok or user is None:
-            throttle.failed(username)
-            return _oauth_error(401, "invalid_grant", "Invalid user credentials")
-        throttle.succeeded(username)
-        return state.tokens.issue(user.id, user.name)
+        async with state.db.begin() as conn:
+            session = await sessions.start(conn, user, state.clock.now(), state.tokens.refresh_ttl)
+        return state.tokens.issue(session)
     if grant == "refresh_token":
         try:
-            user_id = state.tokens.verify_refresh(form.get("refresh_token", ""))
+            presented = state.tokens.verify_refresh(form.get("refresh_token", ""))
+            async with state.db.begin() as conn:
+                following = await sessions.rotate(
+                    conn, presented, state.clock.now(), state.tokens.refresh_ttl
+                )
         except InvalidToken:
+            following = None
+        if following is None:
             return _oauth_error(401, "invalid_grant", "Invalid refresh token")
-        async with state.db.connect() as conn:
-            found = await get_user(conn, user_id)
-        if found is None:
-            return _oauth_error(401, "invalid_grant", "Invalid refresh token")
-        return state.tokens.issue(found.id, found.name)
+        return state.tokens.issue(following)
     return _oauth_error(
         400, "unsupported_grant_type", "grant_type must be password or refresh_token"
     )
+
+
+@oidc.post(
+    "/protocol/openid-connect/logout",
+    status_code=204,
+    responses={400: {"description": "invalid_grant"}},
+)
+async def logout(request: Request, realm: str) -> Response:
+    """End the session the refresh token belongs to (Keycloak's shape: 204, no body)."""
+    _check_realm(request, realm)
+    state = state_of(request)
+    form = await _form(request)
+    if isinstance(form, JSONResponse):
+        return form
+    if form.get("client_id", "") not in state.client_ids:
+        return _oauth_error(401, "unauthorized_client", "unknown client_id")
+    try:
+        session = state.tokens.verify_refresh(form.get("refresh_token", ""))
+    except InvalidToken:
+        return _oauth_error(400, "invalid_grant", "Invalid refresh token")
+    async with state.db.begin() as conn:
+        await sessions.end(conn, session)
+    return Response(status_code=204)
 
 
 @oidc.get("/protocol/openid-connect/certs")
@@ -120,11 +171,48 @@ async def user_info(request: Request, caller: Caller = Depends(authenticate)) ->
     await json_object(request)
     async with state_of(request).db.connect() as conn:
         user = await get_user(conn, caller.user_id)
+        held = await grants.load(conn, caller.user_id)
     assert user is not None
-    return {"id": {"id": user.id}, "displayName": user.name, "roles": permissions_for(user.roles)}
+    return {
+        "id": {"id": user.id},
+        "displayName": user.name,
+        "roles": permissions_for(user.roles),
+        "grants": [grant_view(user.id, g) for g in held],
+    }
 
 
 @mapi.post("/serial_number/get", responses=errors(400, 401, 413, 500, 503))
 async def serial_number(request: Request, _: Caller = Depends(authenticate)) -> dict[str, Any]:
     await json_object(request)
     return {"value": state_of(request).serial}
+
+
+class PasswordBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    currentPassword: StrictStr = Field(max_length=MAX_PASSWORD)
+    newPassword: StrictStr = Field(min_length=1, max_length=MAX_PASSWORD)
+
+
+@mapi.post(
+    "/user/password",
+    responses=errors(400, 401, 413, 429, 500, 503),
+    openapi_extra=request_body(PasswordBody),
+)
+async def change_password(
+    request: Request, caller: Caller = Depends(authenticate)
+) -> dict[str, Any]:
+    """[ext] The caller changes their own password; all their tokens stop working."""
+    body = parse(PasswordBody, await json_object(request))
+    state = state_of(request)
+    try:
+        await state.logins.check(caller.username, body.currentPassword, _address(request))
+    except LoginRefused as exc:
+        if exc.retry_after:
+            raise ApiError(429, "too many attempts, retry later") from None
+        raise ApiError(400, "currentPassword is wrong") from None
+    async with state.db.begin() as conn:
+        try:
+            await set_password(conn, caller.username, body.newPassword)
+        except UserError as exc:
+            raise ApiError(400, f"newPassword: {exc}") from None
+    return {}

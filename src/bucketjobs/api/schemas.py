@@ -7,12 +7,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from bucketjobs.api.errors import ERROR_SCHEMA
-from bucketjobs.jobs.model import JobState, JobType
+from bucketjobs.jobs.model import INT32_MAX, INT32_MIN, JobState, JobType
 
 
 class IdRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: StrictInt
+    id: StrictInt = Field(ge=INT32_MIN, le=INT32_MAX)
 
 
 class CreateJobBody(BaseModel):

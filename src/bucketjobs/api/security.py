@@ -8,11 +8,12 @@ from fastapi import Request
 
 from bucketjobs.api.errors import ApiError
 from bucketjobs.api.state import ApiState
+from bucketjobs.auth import sessions
+from bucketjobs.auth.access import reaches_all
 from bucketjobs.auth.caller import Caller
 from bucketjobs.auth.csrf import HEADER, SESSION_COOKIE, TOKEN_COOKIE, CsrfError
 from bucketjobs.auth.permissions import permissions_for
 from bucketjobs.auth.tokens import InvalidToken
-from bucketjobs.auth.users import get_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -30,7 +31,7 @@ async def authenticate(request: Request) -> Caller:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing bearer token", "send Authorization: Bearer <access_token>")
     try:
-        identity = state.tokens.verify_access(token.strip())
+        session = state.tokens.verify_access(token.strip())
     except InvalidToken as exc:
         raise ApiError(401, "invalid bearer token", str(exc)) from None
     if request.method not in SAFE_METHODS:
@@ -43,10 +44,12 @@ async def authenticate(request: Request) -> Caller:
         except CsrfError as exc:
             raise ApiError(401, "CSRF check failed", f"CSRF: {exc}") from None
     async with state.db.connect() as conn:
-        user = await get_user(conn, identity.user_id)
+        user = await sessions.holder(conn, session)
     if user is None:
-        raise ApiError(401, "invalid bearer token", "the token's user no longer exists")
-    return Caller(user.id, user.name, frozenset(permissions_for(user.roles)))
+        raise ApiError(401, "invalid bearer token", "the token's session has ended")
+    return Caller(
+        user.id, user.name, frozenset(permissions_for(user.roles)), reaches_all(user.roles)
+    )
 
 
 def require(*permissions: str) -> Callable[[Request], Awaitable[Caller]]:

@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bucketjobs.auth.csrf import CsrfProtector
-from bucketjobs.auth.throttle import LoginThrottle
+from bucketjobs.auth.logins import LoginChecker
 from bucketjobs.auth.tokens import TokenIssuer
 from bucketjobs.clock import Clock
 from bucketjobs.jobs.service import JobService
@@ -25,7 +25,7 @@ class ApiState:
     components: ComponentService
     fernet: Fernet
     serial: str
-    throttle: LoginThrottle
+    logins: LoginChecker
     realm: str = "vsp-object"
     client_ids: frozenset[str] = frozenset({"vsp-object-external-client", "admin-cli"})
     secure_cookies: bool = False

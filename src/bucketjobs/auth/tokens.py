@@ -47,11 +47,18 @@ def load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
 
 
 @dataclass(frozen=True)
-class Identity:
-    """Who a verified access token speaks for."""
+class Session:
+    """Whom a token speaks for, and the login (refresh family) it belongs to.
+
+    `generation` is the user's token generation when it was issued (a password change moves
+    it on); `refresh_id` names the one refresh token of the family that is valid now.
+    """
 
     user_id: int
     username: str
+    session_id: str
+    generation: int
+    refresh_id: str = ""
 
 
 class TokenIssuer:
@@ -79,20 +86,29 @@ class TokenIssuer:
     def _sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
-    def issue(self, user_id: int, username: str) -> dict[str, Any]:
+    def issue(self, session: Session) -> dict[str, Any]:
         """The OAuth2 token response body for a successful grant."""
         now = int(self.clock.timestamp())
-        base = {"iss": self.issuer, "sub": str(user_id), "iat": now, "jti": secrets.token_hex(8)}
+        base = {
+            "iss": self.issuer,
+            "sub": str(session.user_id),
+            "iat": now,
+            "sid": session.session_id,
+            "gen": session.generation,
+        }
         access = self._sign(
             {
                 **base,
+                "jti": secrets.token_hex(8),
                 "exp": now + self.access_ttl,
                 "typ": "Bearer",
-                "preferred_username": username,
-                "mapi_user_id": user_id,
+                "preferred_username": session.username,
+                "mapi_user_id": session.user_id,
             }
         )
-        refresh = self._sign({**base, "exp": now + self.refresh_ttl, "typ": "Refresh"})
+        refresh = self._sign(
+            {**base, "jti": session.refresh_id, "exp": now + self.refresh_ttl, "typ": "Refresh"}
+        )
         return {
             "access_token": access,
             "token_type": "Bearer",
@@ -123,9 +139,23 @@ class TokenIssuer:
             raise InvalidToken("token expired")
         return claims
 
-    def verify_access(self, token: str) -> Identity:
+    def verify_access(self, token: str) -> Session:
         claims = self._decode(token, "Bearer")
-        return Identity(int(claims["mapi_user_id"]), str(claims.get("preferred_username", "")))
+        return self._session(claims, str(claims.get("preferred_username", "")), "")
 
-    def verify_refresh(self, token: str) -> int:
-        return int(self._decode(token, "Refresh")["sub"])
+    def verify_refresh(self, token: str) -> Session:
+        claims = self._decode(token, "Refresh")
+        return self._session(claims, "", str(claims.get("jti", "")))
+
+    @staticmethod
+    def _session(claims: dict[str, Any], username: str, refresh_id: str) -> Session:
+        try:
+            return Session(
+                int(claims["sub"]),
+                username,
+                str(claims["sid"]),
+                int(claims["gen"]),
+                refresh_id,
+            )
+        except (KeyError, TypeError, ValueError):
+            raise InvalidToken("token lacks its session claims") from None

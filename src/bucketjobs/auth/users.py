@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bucketjobs.auth.passwords import hash_password
 from bucketjobs.auth.permissions import ROLES
-from bucketjobs.db.models import users
+from bucketjobs.db.models import refresh_families, users
 
 
 @dataclass(frozen=True)
@@ -20,14 +21,19 @@ class User:
     name: str
     roles: list[str]
     password_hash: str
+    token_generation: int = 0
 
 
-def _user(row: object) -> User:
-    return User(row.id, row.name, list(row.roles), row.password_hash)  # type: ignore[attr-defined]
+def user_of(row: Any) -> User:
+    return User(row.id, row.name, list(row.roles), row.password_hash, row.token_generation)
 
 
 class UserError(ValueError):
     pass
+
+
+MAX_NAME = 128
+MAX_PASSWORD = 1024  # argon2 hashes any length; a bound keeps one login's work bounded
 
 
 def check_roles(roles: list[str]) -> None:
@@ -38,8 +44,9 @@ def check_roles(roles: list[str]) -> None:
 
 async def create_user(conn: AsyncConnection, name: str, password: str, roles: list[str]) -> User:
     check_roles(roles)
-    if not name or len(name) > 128:
-        raise UserError("user name must be 1 to 128 characters")
+    if not name or len(name) > MAX_NAME or not name.isprintable():
+        raise UserError(f"a user name must be 1 to {MAX_NAME} printable characters")
+    check_password(password)
     row = (
         await conn.execute(
             insert(users)
@@ -50,21 +57,48 @@ async def create_user(conn: AsyncConnection, name: str, password: str, roles: li
     ).first()
     if row is None:
         raise UserError(f"user {name!r} already exists")
-    return _user(row)
+    return user_of(row)
 
 
 async def find_by_name(conn: AsyncConnection, name: str) -> User | None:
     row = (await conn.execute(select(users).where(users.c.name == name))).first()
-    return _user(row) if row else None
+    return user_of(row) if row else None
 
 
 async def get_user(conn: AsyncConnection, user_id: int) -> User | None:
     row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
-    return _user(row) if row else None
+    return user_of(row) if row else None
+
+
+async def set_password(conn: AsyncConnection, name: str, password: str) -> bool:
+    """New password; every token of the user stops working (generation moves on)."""
+    check_password(password)
+    user_id = await conn.scalar(
+        update(users)
+        .where(users.c.name == name)
+        .values(
+            password_hash=hash_password(password),
+            token_generation=users.c.token_generation + 1,
+        )
+        .returning(users.c.id)
+    )
+    if user_id is None:
+        return False
+    await conn.execute(
+        update(refresh_families).where(refresh_families.c.user_id == user_id).values(revoked=True)
+    )
+    return True
+
+
+def check_password(password: str) -> None:
+    if not 1 <= len(password) <= MAX_PASSWORD:
+        raise UserError(f"a password must be 1 to {MAX_PASSWORD} characters")
+    if "\x00" in password:
+        raise UserError("a password must not contain NUL")
 
 
 async def list_users(conn: AsyncConnection) -> list[User]:
-    return [_user(row) for row in await conn.execute(select(users).order_by(users.c.id))]
+    return [user_of(row) for row in await conn.execute(select(users).order_by(users.c.id))]
 
 
 async def remove_user(conn: AsyncConnection, name: str) -> bool:

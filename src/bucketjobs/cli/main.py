@@ -132,24 +132,51 @@ async def _users_call(url: str, action: Callable[..., Awaitable[T]], *args: Any)
         await db.dispose()
 
 
+def _new_password(from_stdin: bool) -> str:
+    """A new password from stdin, BUCKETJOBS_NEW_PASSWORD or a prompt — never argv (`ps`)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return os.environ.get("BUCKETJOBS_NEW_PASSWORD") or typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True
+    )
+
+
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+]
+
+
 @users_app.command("add")
 def users_add(
     name: str,
     role: Annotated[list[str], typer.Option(help="administrator, operator or user")] = ["user"],  # noqa: B006
-    password: Annotated[str | None, typer.Option(envvar="BUCKETJOBS_NEW_PASSWORD")] = None,
+    password_stdin: PasswordStdin = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = Path("./bucketjobs-data"),
 ) -> None:
-    from bucketjobs.auth.users import UserError, create_user
+    """Add a user (password from stdin, BUCKETJOBS_NEW_PASSWORD or a prompt)."""
+    from bucketjobs.auth.users import create_user
 
-    secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    try:
-        user = asyncio.run(_users_call(_with_db(database_url, data_dir), create_user, name, secret,
-                                       list(role)))  # fmt: skip
-    except UserError as exc:
-        console.print(f"[red]{exc}[/red]")
-        sys.exit(1)
+    secret = _new_password(password_stdin)
+    user = _run_users(_with_db(database_url, data_dir), create_user, name, secret, list(role))
     console.print(f"created user {user.name} (id {user.id}) with roles {', '.join(user.roles)}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: str,
+    password_stdin: PasswordStdin = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path("./bucketjobs-data"),
+) -> None:
+    """Set a user's password; their tokens stop working."""
+    from bucketjobs.auth.users import set_password
+
+    secret = _new_password(password_stdin)
+    if not _run_users(_with_db(database_url, data_dir), set_password, name, secret):
+        console.print(f"[red]no user {name!r}[/red]")
+        sys.exit(1)
+    console.print(f"password of {name} changed; their tokens are revoked")
 
 
 @users_app.command("list")
@@ -170,10 +197,102 @@ def users_remove(
 ) -> None:
     from bucketjobs.auth.users import remove_user
 
-    if not asyncio.run(_users_call(_with_db(database_url, data_dir), remove_user, name)):
+    if not _run_users(_with_db(database_url, data_dir), remove_user, name):
         console.print(f"[red]no user {name!r}[/red]")
         sys.exit(1)
     console.print(f"removed user {name}")
+
+
+ComponentOption = Annotated[
+    int | None, typer.Option(help="Storage component id (default: the primary).")
+]
+
+
+async def _grant_target(conn: Any, name: str, component: int | None) -> tuple[int, int]:
+    """(user id, component id) for a grant command, or exit naming what is missing."""
+    from bucketjobs.auth import grants
+    from bucketjobs.auth.users import find_by_name
+
+    user = await find_by_name(conn, name)
+    if user is None:
+        raise _Fail(f"no user {name!r}")
+    return user.id, component or await grants.primary_component(conn)
+
+
+class _Fail(Exception):
+    """A users command's error: printed on one line, exit status 1."""
+
+
+def _run_users(url: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
+    from bucketjobs.auth.access import GrantError
+    from bucketjobs.auth.users import UserError
+
+    try:
+        return asyncio.run(_users_call(url, action, *args))
+    except (_Fail, GrantError, UserError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        sys.exit(1)
+
+
+@users_app.command("grant")
+def users_grant(
+    name: str,
+    pattern: Annotated[str, typer.Argument(help="A bucket name, or a prefix ending in '*'.")],
+    write: Annotated[bool, typer.Option("--write", help="WRITE access (implies READ).")] = False,
+    component: ComponentOption = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path("./bucketjobs-data"),
+) -> None:
+    """Let a user reach buckets matching PATTERN (READ, or WRITE with --write)."""
+    from bucketjobs.auth import grants
+    from bucketjobs.auth.access import Access, Grant, check_pattern
+
+    async def grant(conn: Any) -> Grant:
+        user_id, component_id = await _grant_target(conn, name, component)
+        given = Grant(component_id, check_pattern(pattern), Access.WRITE if write else Access.READ)
+        await grants.add(conn, user_id, given)
+        return given
+
+    given = _run_users(_with_db(database_url, data_dir), grant)
+    where = f"{given.bucket_pattern} (component {given.component_id})"
+    console.print(f"{name} has {given.access.value} on {where}")
+
+
+@users_app.command("revoke")
+def users_revoke(
+    name: str,
+    pattern: str,
+    component: ComponentOption = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path("./bucketjobs-data"),
+) -> None:
+    """Remove a user's grant of PATTERN (jobs already running go on)."""
+    from bucketjobs.auth import grants
+
+    async def revoke(conn: Any) -> None:
+        user_id, component_id = await _grant_target(conn, name, component)
+        if not await grants.remove(conn, user_id, component_id, pattern):
+            raise _Fail(f"{name} has no grant of {pattern!r} on component {component_id}")
+
+    _run_users(_with_db(database_url, data_dir), revoke)
+    console.print(f"revoked {pattern} from {name}")
+
+
+@users_app.command("grants")
+def users_grants(
+    name: str, database_url: DatabaseUrl = None, data_dir: DataDir = Path("./bucketjobs-data")
+) -> None:
+    """List a user's grants."""
+    from bucketjobs.auth import grants
+
+    async def held(conn: Any) -> list[Any]:
+        user_id, _ = await _grant_target(conn, name, 1)
+        return await grants.load(conn, user_id)
+
+    table = Table("component", "bucket pattern", "access")
+    for grant in _run_users(_with_db(database_url, data_dir), held):
+        table.add_row(str(grant.component_id), grant.bucket_pattern, grant.access.value)
+    console.print(table)
 
 
 if __name__ == "__main__":

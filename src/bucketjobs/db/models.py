@@ -35,6 +35,8 @@ users = Table(
     Column("password_hash", Text, nullable=False),
     Column("roles", ARRAY(Text), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Tokens carry the generation they were issued in; a password change moves it on.
+    Column("token_generation", Integer, nullable=False, server_default="0"),
 )
 
 storage_components = Table(
@@ -156,4 +158,33 @@ bucket_metrics = Table(
     Column("metrics", JSONB, nullable=False),
     Column("reconciled_at", DateTime(timezone=True), nullable=False),
     Column("job_id", Integer),
+)
+
+# SPEC §2 "Bucket access": a user's bucket patterns, per component, READ or WRITE.
+bucket_grants = Table(
+    "bucket_grants",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "component_id",
+        Integer,
+        ForeignKey("storage_components.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("bucket_pattern", Text, primary_key=True),
+    Column("access", Text, nullable=False),
+)
+
+# One row per login: the refresh token currently valid in it. A refresh rotates `current`;
+# presenting an older token of the family (a stolen copy) revokes the family.
+refresh_families = Table(
+    "refresh_families",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("current", Text, nullable=False),
+    Column("revoked", Boolean, nullable=False, server_default="false"),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_refresh_families_user", "user_id"),
+    Index("ix_refresh_families_expiry", "expires_at"),
 )

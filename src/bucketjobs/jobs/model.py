@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# Ids on the wire (jobs, users, components) are signed 32-bit integers, as in the reference.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
 
 class JobType(StrEnum):
     BATCH_REPLICATE = "BATCH_REPLICATE"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from bucketjobs.jobs.model import JobType
+from bucketjobs.jobs.model import INT32_MAX, JobType
 
 MAX_ENTRIES = 64
 MAX_KEY_LEN = 128
@@ -190,7 +190,7 @@ BY_TYPE: dict[JobType, tuple[type[CommonParams], Fields]] = {
         {
             "replicationFilter": ("replication_filter", _replication_filter),
             "destinationBucket": ("destination_bucket", _bucket),
-            "destinationComponent": ("destination_component", _number(1, 2**31 - 1, integer=True)),
+            "destinationComponent": ("destination_component", _number(1, INT32_MAX, integer=True)),
             "destinationPrefix": ("destination_prefix", _text(1024)),
         },
     ),

@@ -28,15 +28,32 @@ def writes_into_source(same_bucket: bool, prefix: str, destination_prefix: str) 
     return same_bucket and (destination_prefix + prefix).startswith(prefix)
 
 
+async def destination_of(
+    storage: ReplicationSource, component_id: int, bucket: str, params: ReplicateParams
+) -> tuple[int, str]:
+    """Where the job copies to: (component, bucket), from its parameters or, without a
+    destinationBucket, from the source bucket's replication configuration."""
+    destination_component = params.destination_component or component_id
+    destination = params.destination_bucket
+    if destination is None:
+        destination = await storage.replication_destination(bucket)
+        if destination is None:
+            raise errors.InvalidRequest(
+                "jobParams.destinationBucket is required: bucket"
+                f" {bucket!r} has no replication configuration with an enabled rule"
+            )
+    return destination_component, destination
+
+
 async def check(
     conn: AsyncConnection,
-    storage: ReplicationSource,
     component_id: int,
     bucket: str,
     params: ReplicateParams,
+    destination: tuple[int, str],
 ) -> int | None:
     """Raise InvalidRequest for a job that cannot run; return a FAILED re-run's source job."""
-    destination_component = params.destination_component or component_id
+    destination_component, destination_bucket = destination
     row: Any = (
         await conn.execute(
             select(storage_components.c.state).where(
@@ -52,15 +69,7 @@ async def check(
         raise errors.InvalidRequest(
             f"jobParams.destinationComponent {destination_component} is {row.state}"
         )
-    destination = params.destination_bucket
-    if destination is None:
-        destination = await storage.replication_destination(bucket)
-        if destination is None:
-            raise errors.InvalidRequest(
-                "jobParams.destinationBucket is required: bucket"
-                f" {bucket!r} has no replication configuration with an enabled rule"
-            )
-    same = destination_component == component_id and destination == bucket
+    same = destination_component == component_id and destination_bucket == bucket
     if writes_into_source(same, params.prefix, params.destination_prefix):
         raise errors.InvalidRequest(
             "the destination is the source: copies would land among the keys being copied"
@@ -68,7 +77,7 @@ async def check(
     if params.replication_filter is not ReplicationFilter.FAILED:
         return None
     return await rerun_source(
-        conn, component_id, bucket, params, destination_component, destination
+        conn, component_id, bucket, params, destination_component, destination_bucket
     )
 
 

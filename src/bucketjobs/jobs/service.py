@@ -16,18 +16,19 @@ from sqlalchemy import and_, delete, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bucketjobs.auth import grants
 from bucketjobs.auth import permissions as perm
+from bucketjobs.auth.access import SOURCE_ACCESS, Access
 from bucketjobs.auth.caller import Caller
 from bucketjobs.clock import Clock
 from bucketjobs.db.models import idempotency_keys, job_failures, jobs
 from bucketjobs.engine import queue
 from bucketjobs.jobs import errors, replication
-from bucketjobs.jobs.model import ACTIVE_STATES, JobState, JobType
+from bucketjobs.jobs.model import ACTIVE_STATES, INT32_MAX, INT32_MIN, JobState, JobType
 from bucketjobs.jobs.pages import BadPageToken, PageTokens
 from bucketjobs.jobs.params import ParamError, ReplicateParams, accept, valid_bucket_name
 
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,18 @@ def check_job_id(job_id: int) -> int:
     if not INT32_MIN <= job_id <= INT32_MAX or job_id == 0:
         raise errors.InvalidRequest("jobId.id must be a non-zero signed 32-bit integer")
     return job_id
+
+
+async def _require(
+    conn: AsyncConnection, caller: Caller, wanted: list[tuple[int, str, Access]]
+) -> None:
+    missing = await grants.reaches(conn, caller, wanted)
+    if missing is not None:
+        component_id, bucket, needed = missing
+        raise errors.Forbidden(
+            f"no {needed.value} access to bucket {bucket!r} on component {component_id}",
+            "ask an administrator for a grant (bucketjobs users grant)",
+        )
 
 
 class JobService:
@@ -101,12 +114,24 @@ class JobService:
                 earlier = await self._idempotent_job(conn, caller.user_id, idempotency_key)
                 if earlier is not None:
                     return earlier
+            # Access first, before any storage request: a 403 says nothing about existence.
+            wanted = [(component_id, bucket_name, SOURCE_ACCESS[kind])]
+            if isinstance(typed, ReplicateParams) and typed.destination_bucket is not None:
+                wanted.append(
+                    (typed.destination_component or component_id, typed.destination_bucket,
+                     Access.WRITE)
+                )  # fmt: skip
+            await _require(conn, caller, wanted)
             if not await storage.bucket_exists(bucket_name):
                 raise errors.NoSuchBucket(f"bucket {bucket_name!r} does not exist")
             source_job_id = None
             if isinstance(typed, ReplicateParams):
+                destination = await replication.destination_of(
+                    storage, component_id, bucket_name, typed
+                )
+                await _require(conn, caller, [(*destination, Access.WRITE)])
                 source_job_id = await replication.check(
-                    conn, storage, component_id, bucket_name, typed
+                    conn, component_id, bucket_name, typed, destination
                 )
             row = await self._insert(
                 conn, caller, kind, bucket_name, params, component_id, source_job_id
@@ -173,18 +198,22 @@ class JobService:
             ).first()
             if row is not None:
                 return row
-            active = await conn.scalar(
-                select(jobs.c.id).where(
-                    jobs.c.component_id == component_id,
-                    jobs.c.bucket_name == bucket_name,
-                    jobs.c.job_type == kind.value,
-                    jobs.c.state.in_([s.value for s in ACTIVE_STATES]),
+            active = (
+                await conn.execute(
+                    select(jobs.c.id, jobs.c.user_id).where(
+                        jobs.c.component_id == component_id,
+                        jobs.c.bucket_name == bucket_name,
+                        jobs.c.job_type == kind.value,
+                        jobs.c.state.in_([s.value for s in ACTIVE_STATES]),
+                    )
                 )
-            )
+            ).first()
             if active is not None:
+                # The id only to callers who may read that job (SPEC §2).
+                visible = active.user_id == caller.user_id or caller.can(perm.JOBS_ADMIN_LIST)
                 raise errors.JobAlreadyActive(
                     f"a {kind.value} job is already active on bucket {bucket_name!r}",
-                    f"jobId {active}",
+                    f"jobId {active.id}" if visible else "",
                 )
         raise RuntimeError("could not allocate a job id")  # 16 collisions in 2^32: never
 
