@@ -11,7 +11,7 @@ import contextlib
 import ipaddress
 import re
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import (
@@ -29,7 +29,8 @@ from bucketjobs.api.errors import ApiError
 from bucketjobs.api.schemas import IdRef, errors, request_body
 from bucketjobs.api.security import require, state_of
 from bucketjobs.auth import permissions as perm
-from bucketjobs.jobs.params import valid_bucket_name
+from bucketjobs.jobs.model import INT32_MAX
+from bucketjobs.jobs.params import BUCKET_PATTERN, valid_bucket_name
 from bucketjobs.storage.component_service import (
     ComponentNotFound,
     ComponentRuleError,
@@ -52,7 +53,7 @@ class ComponentConfig(BaseModel):
     port: StrictInt | None = Field(default=None, ge=1, le=65535)
     uriScheme: Literal["http", "https"] = "https"
     region: StrictStr = Field(default="us-east-1", min_length=1, max_length=64)
-    bucket: StrictStr | None = None
+    bucket: StrictStr | None = Field(default=None, max_length=63, pattern=BUCKET_PATTERN)
     authType: Literal["V4"] = "V4"
     accessKey: StrictStr | None = Field(default=None, min_length=1, max_length=256)
     secretKey: StrictStr | None = Field(default=None, min_length=1, max_length=256)
@@ -82,9 +83,12 @@ class CreateBody(BaseModel):
     primary: StrictBool = False
 
 
+ComponentId = Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
+
+
 class UpdateBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: StrictInt
+    id: ComponentId
     storageType: StorageType | None = None
     storageComponentConfig: ComponentConfig
     primary: StrictBool | None = None
@@ -96,7 +100,7 @@ class EmptyBody(BaseModel):
 
 class StateBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: StrictInt
+    id: ComponentId
     state: Literal["ACTIVE", "INACTIVE"]
 
 

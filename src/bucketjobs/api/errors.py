@@ -76,7 +76,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, "INVALID_REQUEST", "invalid request", str(exc.errors())[:500])
+        # Where and why only: the input itself may be long, hostile or secret.
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()[:10]
+        )
+        return error_response(400, "INVALID_REQUEST", "invalid request", details[:1000])
 
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:

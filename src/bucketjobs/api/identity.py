@@ -32,7 +32,7 @@ def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
 
 def _check_realm(request: Request, realm: str) -> None:
     if realm != state_of(request).realm:
-        raise ApiError(404, f"realm {realm!r} not found")
+        raise ApiError(404, f"realm {realm[:64]!r} not found")
 
 
 MAX_FORM = 16 * 1024  # a token request is a few short fields
@@ -43,7 +43,7 @@ async def _form(request: Request) -> dict[str, str] | JSONResponse:
     try:
         raw = await read_limited(request, MAX_FORM)
         pairs = parse_qsl(
-            raw.decode("ascii"), keep_blank_values=True, strict_parsing=False, max_num_fields=16
+            raw.decode("ascii"), keep_blank_values=True, max_num_fields=16, errors="strict"
         )
     except BodyTooLarge as exc:
         return _oauth_error(413, "invalid_request", str(exc))

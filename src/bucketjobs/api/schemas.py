@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from bucketjobs.api.errors import ERROR_SCHEMA
 from bucketjobs.jobs.model import INT32_MAX, INT32_MIN, JobState, JobType
+from bucketjobs.jobs.params import BUCKET_PATTERN, MAX_ENTRIES
 
 
 class IdRef(BaseModel):
@@ -15,19 +16,32 @@ class IdRef(BaseModel):
     id: StrictInt = Field(ge=INT32_MIN, le=INT32_MAX)
 
 
+BucketName = Annotated[StrictStr, Field(min_length=3, max_length=63, pattern=BUCKET_PATTERN)]
+PageSize = Annotated[StrictInt, Field(ge=1, le=1000)]
+
+
 class CreateJobBody(BaseModel):
+    """jobType, bucketName and jobParams are checked by the job service, whose messages name
+    the rule broken; the schema states the same rules for clients and fuzzers."""
+
     model_config = ConfigDict(extra="ignore")
-    jobType: StrictStr
-    bucketName: StrictStr
-    jobParams: dict[str, Any] | None = None
+    jobType: StrictStr = Field(json_schema_extra={"enum": [t.value for t in JobType]})
+    bucketName: StrictStr = Field(
+        json_schema_extra={"minLength": 3, "maxLength": 63, "pattern": BUCKET_PATTERN}
+    )
+    jobParams: dict[str, Any] | None = Field(
+        default=None,
+        description="per jobType (SPEC §4); values are strings, numbers or booleans",
+        json_schema_extra={"maxProperties": MAX_ENTRIES},
+    )
 
 
 class ListJobsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    bucketName: StrictStr | None = None
+    bucketName: BucketName | None = None
     userId: IdRef | None = None
-    pageSize: StrictInt | None = None
-    pageToken: StrictStr | None = None
+    pageSize: PageSize | None = None
+    pageToken: StrictStr | None = Field(default=None, max_length=1024)
     jobType: JobType | None = None
     jobStates: list[JobState] | None = None
 
@@ -40,13 +54,13 @@ class JobIdBody(BaseModel):
 class FailuresBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     jobId: IdRef
-    pageSize: StrictInt | None = None
-    pageToken: StrictStr | None = None
+    pageSize: PageSize | None = None
+    pageToken: StrictStr | None = Field(default=None, max_length=1024)
 
 
 class BucketBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    bucketName: StrictStr
+    bucketName: BucketName
 
 
 class JobStats(BaseModel):

@@ -16,6 +16,7 @@ from bucketjobs.clock import Clock
 SESSION_COOKIE = "vertx-web.session"
 TOKEN_COOKIE = "XSRF-TOKEN"
 HEADER = "X-XSRF-TOKEN"
+MAX_VALUE = 256  # issued values are 64 and ~73 characters
 
 
 class CsrfError(Exception):
@@ -41,6 +42,9 @@ class CsrfProtector:
     def verify(self, session: str | None, cookie: str | None, header: str | None) -> None:
         if not header:
             raise CsrfError(f"missing {HEADER} header")
+        for value in (session, cookie, header):
+            if value and not (value.isascii() and len(value) <= MAX_VALUE):
+                raise CsrfError("malformed CSRF token or session")
         if not cookie or not hmac.compare_digest(cookie, header):
             raise CsrfError(f"{HEADER} header does not match the {TOKEN_COOKIE} cookie")
         if not session:

@@ -26,7 +26,9 @@ class ParamError(ValueError):
     """A jobParams problem that the caller can fix; the message says which key and why."""
 
 
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# The shape of a bucket name (valid_bucket_name adds the rules a pattern cannot say).
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+_BUCKET_RE = re.compile(BUCKET_PATTERN)
 
 
 def valid_bucket_name(name: str) -> bool:

@@ -96,12 +96,14 @@ class JobService:
         except ValueError:
             known = ", ".join(t.value for t in JobType)
             raise errors.InvalidRequest(
-                f"unknown jobType {job_type!r}", f"one of {known}"
+                f"unknown jobType {job_type[:64]!r}", f"one of {known}"
             ) from None
         if kind not in self.supported:
             raise errors.InvalidRequest(f"jobType {kind.value} is not supported by this server yet")
         if not valid_bucket_name(bucket_name):
-            raise errors.InvalidRequest(f"bucketName {bucket_name!r} is not a valid S3 bucket name")
+            raise errors.InvalidRequest(
+                f"bucketName {bucket_name[:64]!r} is not a valid S3 bucket name"
+            )
         try:
             params, typed = accept(kind, job_params)
         except ParamError as exc:

@@ -38,15 +38,25 @@ def encode_query(query: Mapping[str, str]) -> str:
 
 
 def error_from(status: int, body: bytes) -> S3Error:
-    """An S3 error answer → S3Error with its code (or the status when bodiless)."""
+    """An S3 error answer → S3Error with its code (or the status when bodiless).
+
+    Only an S3 `<Error>` document's Code and Message are kept, shortened and printable; any
+    other body (a web server's page, whatever answered at that address) is dropped, so no
+    foreign bytes reach an API answer or a job's message.
+    """
+    fallback = {404: "NotFound", 403: "AccessDenied"}.get(status, str(status))
     try:
         root = ET.fromstring(body)
-        code = root.findtext("Code") or str(status)
-        message = root.findtext("Message") or code
     except ET.ParseError:
-        code = {404: "NotFound", 403: "AccessDenied"}.get(status, str(status))
-        message = body[:200].decode("utf-8", "replace") or code
-    return S3Error(code, message, status)
+        root = None
+    if root is None or root.tag != "Error":
+        return S3Error(fallback, f"HTTP {status} (not an S3 error answer)", status)
+    code = _printable(root.findtext("Code") or "", 64) or fallback
+    return S3Error(code, _printable(root.findtext("Message") or "", 200) or code, status)
+
+
+def _printable(text: str, limit: int) -> str:
+    return "".join(c if c.isprintable() else " " for c in text[:limit]).strip()
 
 
 def _is_error_document(body: bytes) -> bool:
