@@ -15,8 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from bucketjobs.client import REALM_TOKEN
-from tests.support.services import Process, free_port, wait_http
-from tests.support.stack import ADMIN_PASSWORD
+from tests.support.stack import ADMIN_PASSWORD, private_api
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("BUCKETJOBS_FUZZ_EXAMPLES", "15"))
 
@@ -35,32 +34,16 @@ def _session(base_url: str) -> requests.Session:
 
 
 @pytest.fixture
-def private_api(tmp_path, store, postgres_url) -> Iterator[str]:
-    """An API process with a database of its own: the fuzzer, as an administrator, creates
-    storage components and moves the primary mark, which must not touch the suite's stack."""
-    import psycopg
-
-    name = f"fuzz_{free_port()}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    port = free_port()
-    api = Process(
-        ["serve", "--no-worker", "--port", str(port), "--data-dir", str(tmp_path),
-         "--database-url", postgres_url.replace("/postgres?", f"/{name}?"),
-         "--s3-endpoint", store.endpoint, "--s3-access-key", store.access_key,
-         "--s3-secret-key", store.secret_key],
-        {"BUCKETJOBS_ADMIN_PASSWORD": ADMIN_PASSWORD}, tmp_path / "api.log",
-    )  # fmt: skip
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc=api)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        api.stop()
+def fuzzed_api(tmp_path, store, postgres_url) -> Iterator[str]:
+    """The fuzzer, as an administrator, creates storage components and moves the primary
+    mark: on a database of its own, away from the suite's stack."""
+    with private_api(tmp_path, store, postgres_url) as (url, _):
+        yield url
 
 
-def test_api_conforms_to_its_openapi_document(private_api):
-    schema = schemathesis.openapi.from_url(f"{private_api}/openapi.json")
-    session = _session(private_api)
+def test_api_conforms_to_its_openapi_document(fuzzed_api):
+    schema = schemathesis.openapi.from_url(f"{fuzzed_api}/openapi.json")
+    session = _session(fuzzed_api)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20
     for operation in operations:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bucketjobs.client import Mapi
 from bucketjobs.storage.components import endpoint_location
-from tests.support.services import Process
+from tests.support.services import Process, free_port, wait_http
 
 ADMIN_PASSWORD = "admin-test-password"
 
@@ -62,3 +64,29 @@ def component_body(endpoint: str, access_key: str, secret_key: str, label: str) 
     config = {"label": label, **endpoint_location(endpoint),
               "accessKey": access_key, "secretKey": secret_key}  # fmt: skip
     return {"storageType": "GENERIC_S3", "storageComponentConfig": config}
+
+
+@contextmanager
+def private_api(
+    data_dir: Path, store: Store, postgres_url: str, *options: str
+) -> Iterator[tuple[str, Process]]:
+    """`serve --no-worker` on a database of its own (a new one in the suite's PostgreSQL),
+    for tests that change what the suite's stack relies on or need other server options."""
+    import psycopg
+
+    name = f"private_{free_port()}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    port = free_port()
+    api = Process(
+        ["serve", "--no-worker", "--port", str(port), "--data-dir", str(data_dir),
+         "--database-url", postgres_url.replace("/postgres?", f"/{name}?"),
+         "--s3-endpoint", store.endpoint, "--s3-access-key", store.access_key,
+         "--s3-secret-key", store.secret_key, *options],
+        {"BUCKETJOBS_ADMIN_PASSWORD": ADMIN_PASSWORD}, data_dir / "api.log",
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc=api)
+        yield f"http://127.0.0.1:{port}", api
+    finally:
+        api.stop()

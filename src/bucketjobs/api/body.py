@@ -10,6 +10,7 @@ no encoder takes a lone surrogate, so either is a 400 naming the field, not a 50
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeVar
 
@@ -20,12 +21,18 @@ from bucketjobs.api.errors import ApiError
 
 MAX_BODY = 1024 * 1024
 MAX_DEPTH = 32
+BODY_TIMEOUT = 30.0  # seconds for a whole body: a trickling client does not hold a task
 M = TypeVar("M", bound=BaseModel)
 
 
 class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body larger than {limit} bytes")
+
+
+class BodyTooSlow(Exception):
+    def __init__(self) -> None:
+        super().__init__(f"request body not received within {BODY_TIMEOUT:g} s")
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -35,11 +42,15 @@ async def read_limited(request: Request, limit: int) -> bytes:
         raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlow() from None
     return b"".join(chunks)
 
 
@@ -81,6 +92,8 @@ async def json_object(request: Request) -> dict[str, Any]:
         raw = await read_limited(request, limit)
     except BodyTooLarge as exc:
         raise ApiError(413, str(exc)) from None
+    except BodyTooSlow as exc:
+        raise ApiError(408, str(exc)) from None
     if not raw.strip():
         return {}
     try:

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from bucketjobs.api.body import BodyTooLarge, json_object, parse, read_limited, text_problem
+from bucketjobs.api.body import (
+    BodyTooLarge,
+    BodyTooSlow,
+    json_object,
+    parse,
+    read_limited,
+    text_problem,
+)
 from bucketjobs.api.errors import ApiError
 from bucketjobs.api.grants import grant_view
 from bucketjobs.api.schemas import errors, request_body
@@ -47,6 +54,8 @@ async def _form(request: Request) -> dict[str, str] | JSONResponse:
         )
     except BodyTooLarge as exc:
         return _oauth_error(413, "invalid_request", str(exc))
+    except BodyTooSlow as exc:
+        return _oauth_error(408, "invalid_request", str(exc))
     except (UnicodeDecodeError, ValueError):
         return _oauth_error(400, "invalid_request", "the body is not a valid form")
     form: dict[str, str] = {}

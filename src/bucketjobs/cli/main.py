@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bucketjobs.api.connections import ConnectionLimits
 from bucketjobs.cli.serve import ServeOptions, serve
 
 app = typer.Typer(help="Bulk jobs over S3 buckets.", no_args_is_help=True)
@@ -49,6 +50,31 @@ def serve_command(
         str | None,
         typer.Option(envvar="BUCKETJOBS_PUBLIC_URL", help="Token issuer base (same on every API)."),
     ] = None,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="BUCKETJOBS_HEADER_TIMEOUT",
+            min=0.1,
+            max=3600,
+            help="Seconds a request's headers may take to arrive.",
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            envvar="BUCKETJOBS_MAX_CONNECTIONS",
+            min=0,
+            help="Open connections in all (0: the file-descriptor limit less 256).",
+        ),
+    ] = 0,
+    max_connections_per_address: Annotated[
+        int,
+        typer.Option(
+            envvar="BUCKETJOBS_MAX_CONNECTIONS_PER_ADDRESS",
+            min=1,
+            help="Open connections from one client address.",
+        ),
+    ] = 1024,
 ) -> None:
     """Run the API and a worker (embedded PostgreSQL and SeaweedFS by default)."""
     if bool(tls_cert) != bool(tls_key):
@@ -58,7 +84,9 @@ def serve_command(
     _configure_logging("INFO")
     serve(ServeOptions(data_dir, host, port, database_url, s3_endpoint, s3_access_key,
                        s3_secret_key, s3_region, tls_cert, tls_key, no_worker,
-                       worker_concurrency, public_url))  # fmt: skip
+                       worker_concurrency, public_url,
+                       ConnectionLimits(header_timeout, per_address=max_connections_per_address,
+                                        total=max_connections)))  # fmt: skip
 
 
 def _configure_logging(default: str) -> None:

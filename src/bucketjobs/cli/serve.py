@@ -7,12 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
 
 from bucketjobs.api.app import create_app
+from bucketjobs.api.connections import ConnectionLimits, guarded_protocol
 from bucketjobs.auth.users import ensure_admin
 from bucketjobs.db.embedded import EmbeddedPostgres
 from bucketjobs.db.migrate import upgrade
@@ -37,6 +38,7 @@ class ServeOptions:
     no_worker: bool
     worker_concurrency: int
     public_url: str | None = None
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 async def _bootstrap(url: str, data_dir: Path, endpoint: str, access: str, secret: str,
@@ -116,6 +118,10 @@ def serve(opts: ServeOptions) -> None:
             ssl_keyfile=str(opts.tls_key) if opts.tls_key else None,
             log_level="warning",
             access_log=False,
+            http=guarded_protocol(opts.limits),
+            # Client addresses are the peers': a local account must not pick its address
+            # (throttling and connection caps key on it) with X-Forwarded-For.
+            proxy_headers=False,
         )
         uvicorn.Server(config).run()
     except KeyboardInterrupt:
