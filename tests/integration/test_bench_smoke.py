@@ -49,3 +49,9 @@ def test_client_paths_bench_smoke():
     out = _bench("client_paths.py", "--objects", "200", "--repeat", "1")
     for row in ("lean HTTP/1.1 pool", "aiohttp + own SigV4", "obstore", "aiobotocore"):
         assert row in out
+
+
+def test_abuse_bench_smoke():
+    out = _bench("abuse.py", "--seconds", "2", "--slow", "200")
+    for row in ("none", "fresh-names", "guess-admin", "slow-headers", "huge-bodies"):
+        assert f"\n{row} " in out

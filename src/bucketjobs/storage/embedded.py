@@ -77,7 +77,7 @@ class EmbeddedSeaweed:
     def endpoint(self) -> str:
         return Endpoint("http", "127.0.0.1", self.s3_port).url
 
-    def start(self, timeout: float = 60) -> S3Credentials:
+    def start(self, timeout: float = 60, *, attempt: int = 1) -> S3Credentials:
         self.root.mkdir(parents=True, exist_ok=True)
         data = self.root / "data"
         data.mkdir(exist_ok=True)
@@ -122,13 +122,26 @@ class EmbeddedSeaweed:
         env = {**os.environ, "TMPDIR": str(self.scratch)}
         args += [f"-s3.localSocket={self.scratch}/s3.sock",
                  f"-filer.localSocket={self.scratch}/filer.sock"]  # fmt: skip
-        log = open(self.root / "seaweedfs.log", "ab")  # noqa: SIM115 - owned by the child
+        log_path = self.root / "seaweedfs.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+        logged = log.tell()
         self.process = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env,
             start_new_session=True,
         )  # fmt: skip
         log.close()
-        self._wait_ready(timeout)
+        try:
+            self._wait_ready(timeout)
+        except RuntimeError:
+            # An internal port picked above was taken before weed bound it (another
+            # process's outgoing connection, say): pick them again, a few times.
+            with open(log_path, "rb") as handle:
+                handle.seek(logged)
+                raced = b"Port allocation failed" in handle.read()
+            if not raced or attempt >= 3:
+                raise
+            self._remove_grpc_sockets()
+            return self.start(timeout, attempt=attempt + 1)
         return creds
 
     def _wait_ready(self, timeout: float) -> None:
@@ -145,6 +158,10 @@ class EmbeddedSeaweed:
             time.sleep(0.2)
         raise RuntimeError(f"SeaweedFS did not answer on {self.endpoint} in {timeout}s")
 
+    def _remove_grpc_sockets(self) -> None:
+        for socket_path in self._grpc_sockets:
+            socket_path.unlink(missing_ok=True)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -153,7 +170,6 @@ class EmbeddedSeaweed:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        for socket_path in self._grpc_sockets:
-            socket_path.unlink(missing_ok=True)
+        self._remove_grpc_sockets()
         if self._own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
