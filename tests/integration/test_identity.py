@@ -239,7 +239,7 @@ async def test_users_commands_add_list_remove(stack):
 
     assert cli("add", "bob", "--role", "operator", password="bob-pw").returncode == 0
     duplicate = cli("add", "bob", "--role", "operator", password="x")
-    assert duplicate.returncode == 1 and "already exists" in duplicate.stdout
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
     assert cli("add", "eve", "--role", "wizard", password="x").returncode == 1
     listed = cli("list")
     assert listed.returncode == 0 and "bob" in listed.stdout and "operator" in listed.stdout

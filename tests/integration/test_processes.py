@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
@@ -109,17 +110,26 @@ def test_serve_on_embedded_defaults_and_sigterm_leaves_nothing(tmp_path):
         )  # fmt: skip
         assert token.status_code == 200
         # Everything it started is its descendant: weed, postgres (via pg_ctl), the worker.
-        started = {p.name() for p in psutil.process_iter() if str(tmp_path) in " ".join(_cmd(p))}
+        started = {p.name() for p in psutil.process_iter() if _ours(p, tmp_path)}
         assert any("weed" in n for n in started) and any("postgres" in n for n in started)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
     time.sleep(1)
-    leftovers = [
-        " ".join(_cmd(p)) for p in psutil.process_iter() if str(tmp_path) in " ".join(_cmd(p))
-    ]
+    leftovers = [" ".join(_cmd(p)) for p in psutil.process_iter() if _ours(p, tmp_path)]
     assert leftovers == [], leftovers
     assert log.read_text().count(password) == 1, "the generated password is printed once"
+
+
+def _ours(process: psutil.Process, root: Path) -> bool:
+    """Started for a server whose data is under `root`: named on its command line, or (as
+    PostgreSQL, which reaches its directory as /proc/self/cwd) running inside it."""
+    if str(root) in " ".join(_cmd(process)):
+        return True
+    try:
+        return process.cwd().startswith(str(root))
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
 
 
 def _cmd(process: psutil.Process) -> list[str]:

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bucketjobs.api.connections import ConnectionLimits
+from bucketjobs.cli.data_dir import DataDirBusy, exclusive, held, prepare
 from bucketjobs.cli.serve import ServeOptions, serve
+from bucketjobs.db.embedded import EmbeddedPostgresError
 
 app = typer.Typer(help="Bulk jobs over S3 buckets.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users (talks to the database directly).")
 app.add_typer(users_app, name="users")
 console = Console()
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
 T = TypeVar("T")
+
+
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit status 1: what the operator must change, no traceback."""
+    errors.print(f"[red]error:[/red] {escape(message)}")
+    sys.exit(1)
+
 
 DataDir = Annotated[
     Path, typer.Option(envvar="BUCKETJOBS_DATA_DIR", help="Where embedded state and keys live.")
@@ -82,11 +94,14 @@ def serve_command(
     if s3_endpoint and not (s3_access_key and s3_secret_key):
         raise typer.BadParameter("--s3-endpoint needs --s3-access-key and --s3-secret-key")
     _configure_logging("INFO")
-    serve(ServeOptions(data_dir, host, port, database_url, s3_endpoint, s3_access_key,
-                       s3_secret_key, s3_region, tls_cert, tls_key, no_worker,
-                       worker_concurrency, public_url,
-                       ConnectionLimits(header_timeout, per_address=max_connections_per_address,
-                                        total=max_connections)))  # fmt: skip
+    try:
+        serve(ServeOptions(data_dir, host, port, database_url, s3_endpoint, s3_access_key,
+                           s3_secret_key, s3_region, tls_cert, tls_key, no_worker,
+                           worker_concurrency, public_url,
+                           ConnectionLimits(header_timeout, per_address=max_connections_per_address,
+                                            total=max_connections)))  # fmt: skip
+    except (DataDirBusy, EmbeddedPostgresError) as exc:
+        _fail(str(exc))
 
 
 def _configure_logging(default: str) -> None:
@@ -139,14 +154,30 @@ def worker_command(
     )
 
 
-def _with_db(database_url: str | None, data_dir: Path) -> str:
-    """The database URL given, or the embedded one of `data_dir` (started if needed)."""
+@contextlib.contextmanager
+def _database(database_url: str | None, data_dir: Path) -> Iterator[str]:
+    """The database URL given, or the embedded one of `data_dir`: a running server's as it
+    is, else started for this command (holding the data dir) and stopped after it."""
     from bucketjobs.db.embedded import EmbeddedPostgres
     from bucketjobs.db.migrate import upgrade
 
-    url = database_url or EmbeddedPostgres(data_dir.resolve() / "postgres").start()
-    upgrade(url)
-    return url
+    if database_url:
+        upgrade(database_url)
+        yield database_url
+        return
+    path = prepare(data_dir)
+    postgres = EmbeddedPostgres(path / "postgres")
+    try:
+        with contextlib.ExitStack() as stack:
+            alone = not held(path)
+            if alone:
+                stack.enter_context(exclusive(path))
+                stack.callback(postgres.stop)
+            url = postgres.start(adopt=alone)
+            upgrade(url)
+            yield url
+    except (DataDirBusy, EmbeddedPostgresError) as exc:
+        _fail(str(exc))
 
 
 async def _users_call(url: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
@@ -158,6 +189,27 @@ async def _users_call(url: str, action: Callable[..., Awaitable[T]], *args: Any)
             return await action(conn, *args)
     finally:
         await db.dispose()
+
+
+class _Fail(Exception):
+    """A users command's error: printed on one line, exit status 1."""
+
+
+def _run_users_in(
+    database_url: str | None, data_dir: Path, action: Callable[..., Awaitable[T]], *args: Any
+) -> T:
+    with _database(database_url, data_dir) as url:
+        return _run_users(url, action, *args)
+
+
+def _run_users(url: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
+    from bucketjobs.auth.access import GrantError
+    from bucketjobs.auth.users import UserError
+
+    try:
+        return asyncio.run(_users_call(url, action, *args))
+    except (_Fail, GrantError, UserError) as exc:
+        _fail(str(exc))
 
 
 def _new_password(from_stdin: bool) -> str:
@@ -186,7 +238,7 @@ def users_add(
     from bucketjobs.auth.users import create_user
 
     secret = _new_password(password_stdin)
-    user = _run_users(_with_db(database_url, data_dir), create_user, name, secret, list(role))
+    user = _run_users_in(database_url, data_dir, create_user, name, secret, list(role))
     console.print(f"created user {user.name} (id {user.id}) with roles {', '.join(user.roles)}")
 
 
@@ -201,9 +253,8 @@ def users_passwd(
     from bucketjobs.auth.users import set_password
 
     secret = _new_password(password_stdin)
-    if not _run_users(_with_db(database_url, data_dir), set_password, name, secret):
-        console.print(f"[red]no user {name!r}[/red]")
-        sys.exit(1)
+    if not _run_users_in(database_url, data_dir, set_password, name, secret):
+        _fail(f"no user {name!r}")
     console.print(f"password of {name} changed; their tokens are revoked")
 
 
@@ -214,7 +265,7 @@ def users_list(
     from bucketjobs.auth.users import list_users
 
     table = Table("id", "name", "roles")
-    for user in asyncio.run(_users_call(_with_db(database_url, data_dir), list_users)):
+    for user in _run_users_in(database_url, data_dir, list_users):
         table.add_row(str(user.id), user.name, ", ".join(user.roles))
     console.print(table)
 
@@ -225,9 +276,8 @@ def users_remove(
 ) -> None:
     from bucketjobs.auth.users import remove_user
 
-    if not _run_users(_with_db(database_url, data_dir), remove_user, name):
-        console.print(f"[red]no user {name!r}[/red]")
-        sys.exit(1)
+    if not _run_users_in(database_url, data_dir, remove_user, name):
+        _fail(f"no user {name!r}")
     console.print(f"removed user {name}")
 
 
@@ -245,21 +295,6 @@ async def _grant_target(conn: Any, name: str, component: int | None) -> tuple[in
     if user is None:
         raise _Fail(f"no user {name!r}")
     return user.id, component or await grants.primary_component(conn)
-
-
-class _Fail(Exception):
-    """A users command's error: printed on one line, exit status 1."""
-
-
-def _run_users(url: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
-    from bucketjobs.auth.access import GrantError
-    from bucketjobs.auth.users import UserError
-
-    try:
-        return asyncio.run(_users_call(url, action, *args))
-    except (_Fail, GrantError, UserError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        sys.exit(1)
 
 
 @users_app.command("grant")
@@ -281,7 +316,7 @@ def users_grant(
         await grants.add(conn, user_id, given)
         return given
 
-    given = _run_users(_with_db(database_url, data_dir), grant)
+    given = _run_users_in(database_url, data_dir, grant)
     where = f"{given.bucket_pattern} (component {given.component_id})"
     console.print(f"{name} has {given.access.value} on {where}")
 
@@ -302,7 +337,7 @@ def users_revoke(
         if not await grants.remove(conn, user_id, component_id, pattern):
             raise _Fail(f"{name} has no grant of {pattern!r} on component {component_id}")
 
-    _run_users(_with_db(database_url, data_dir), revoke)
+    _run_users_in(database_url, data_dir, revoke)
     console.print(f"revoked {pattern} from {name}")
 
 
@@ -313,12 +348,12 @@ def users_grants(
     """List a user's grants."""
     from bucketjobs.auth import grants
 
-    async def held(conn: Any) -> list[Any]:
+    async def current(conn: Any) -> list[Any]:
         user_id, _ = await _grant_target(conn, name, 1)
         return await grants.load(conn, user_id)
 
     table = Table("component", "bucket pattern", "access")
-    for grant in _run_users(_with_db(database_url, data_dir), held):
+    for grant in _run_users_in(database_url, data_dir, current):
         table.add_row(str(grant.component_id), grant.bucket_pattern, grant.access.value)
     console.print(table)
 

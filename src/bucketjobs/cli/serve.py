@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import uvicorn
 from bucketjobs.api.app import create_app
 from bucketjobs.api.connections import ConnectionLimits, guarded_protocol
 from bucketjobs.auth.users import ensure_admin
+from bucketjobs.cli.data_dir import exclusive, prepare
 from bucketjobs.db.embedded import EmbeddedPostgres
 from bucketjobs.db.migrate import upgrade
 from bucketjobs.db.session import create_engine
@@ -68,8 +70,16 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def serve(opts: ServeOptions) -> None:
-    data_dir = opts.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Raises DataDirBusy, before touching anything, when another serve runs embedded parts
+    in the data dir. API processes on an external database and store start nothing there:
+    any number of them share its keys."""
+    data_dir = prepare(opts.data_dir)
+    embedded = not (opts.database_url and opts.s3_endpoint)
+    with exclusive(data_dir) if embedded else contextlib.nullcontext():
+        _serve(opts, data_dir)
+
+
+def _serve(opts: ServeOptions, data_dir: Path) -> None:
     postgres: EmbeddedPostgres | None = None
     seaweed: EmbeddedSeaweed | None = None
     worker: subprocess.Popen[bytes] | None = None
@@ -79,7 +89,7 @@ def serve(opts: ServeOptions) -> None:
         url = opts.database_url
         if not url:
             postgres = EmbeddedPostgres(data_dir / "postgres")
-            url = postgres.start()
+            url = postgres.start(adopt=True)  # under the data dir's lock: ours
         upgrade(url)
         if opts.s3_endpoint:
             endpoint, region, label = opts.s3_endpoint, opts.s3_region, "primary"
@@ -103,10 +113,11 @@ def serve(opts: ServeOptions) -> None:
             print(f"admin password:  {generated}  (shown once; set BUCKETJOBS_ADMIN_PASSWORD "
                   "to choose it)", flush=True)  # fmt: skip
         if not opts.no_worker:
+            # The URL (with the database password) goes by environment, never argv (`ps`).
             worker = subprocess.Popen([
-                sys.executable, "-m", "bucketjobs.cli.main", "worker", "--database-url", url,
+                sys.executable, "-m", "bucketjobs.cli.main", "worker",
                 "--data-dir", str(data_dir), "--concurrency", str(opts.worker_concurrency),
-            ])  # fmt: skip
+            ], env={**os.environ, "BUCKETJOBS_DATABASE_URL": url})  # fmt: skip
         app = create_app(
             url, data_dir, public_url=opts.public_url, secure_cookies=bool(opts.tls_cert)
         )
