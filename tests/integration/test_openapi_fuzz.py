@@ -6,8 +6,10 @@ Driven through hypothesis directly: schemathesis's pytest plugin does not load u
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -17,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from bucketjobs.client import REALM_TOKEN
 from tests.support.stack import ADMIN_PASSWORD, private_api
 
-EXAMPLES_PER_OPERATION = int(os.environ.get("BUCKETJOBS_FUZZ_EXAMPLES", "15"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("BUCKETJOBS_FUZZ_EXAMPLES", "30"))
+STATEFUL_EXAMPLES = int(os.environ.get("BUCKETJOBS_FUZZ_STATEFUL", "25"))
 
 
 def _session(base_url: str) -> requests.Session:
@@ -59,3 +62,35 @@ def test_api_conforms_to_its_openapi_document(fuzzed_api):
             case.call_and_validate(session=session)
 
         run()
+
+
+def test_stateful_create_status_cancel(fuzzed_api, store):
+    """Follow the document's links (jobs/create → status, cancel, failures) with generated
+    requests: real job ids reach the later calls, and no step answers 5xx."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=store.endpoint, aws_access_key_id=store.access_key,
+                      aws_secret_access_key=store.secret_key, region_name="us-east-1")  # fmt: skip
+    for name in ("fuzz-one", "fuzz-two"):  # buckets a generated create may name and find
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=name)
+    schema = schemathesis.openapi.from_url(f"{fuzzed_api}/openapi.json")
+    session = _session(fuzzed_api)
+    calls: list[tuple[str, int]] = []
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+            return {"session": session}
+
+        def after_call(self, response: Any, case: schemathesis.Case) -> None:
+            calls.append((case.operation.path, response.status_code))
+            assert response.status_code < 500, (case.operation.path, response.text)
+
+    Machine.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES, deadline=None, database=None,
+            suppress_health_check=list(HealthCheck), stateful_step_count=6,
+        )
+    )  # fmt: skip
+    followed = {path for path, status in calls if path.endswith(("/status", "/cancel"))}
+    assert followed, "no link from jobs/create was followed"

