@@ -247,8 +247,8 @@ def reachable_install(account: tuple[int, int]) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
     if not _can_run(bin_dir / "postgres", account):
         raise EmbeddedPostgresError(
-            f"the {SYSTEM_USER} account cannot run PostgreSQL from {source} nor from {target}:"
-            " give --database-url"
+            f"the {SYSTEM_USER} account cannot run PostgreSQL from {POSTGRES_BIN_PATH}"
+            f" nor from {bin_dir}: give --database-url"
         )
     return bin_dir
 
