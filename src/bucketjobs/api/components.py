@@ -19,14 +19,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     StrictStr,
     field_validator,
 )
 
 from bucketjobs.api.body import json_object, parse
 from bucketjobs.api.errors import ApiError
-from bucketjobs.api.schemas import IdRef, errors, request_body
+from bucketjobs.api.schemas import IdRef, JsonInt, errors, request_body
 from bucketjobs.api.security import require, state_of
 from bucketjobs.auth import permissions as perm
 from bucketjobs.jobs.model import INT32_MAX
@@ -50,7 +49,7 @@ class ComponentConfig(BaseModel):
     label: StrictStr = Field(min_length=1, max_length=256)
     # A DNS name, an IPv4 address or an IPv6 address (brackets optional): never a URL.
     host: StrictStr = Field(min_length=1, max_length=253)
-    port: StrictInt | None = Field(default=None, ge=1, le=65535)
+    port: JsonInt | None = Field(default=None, ge=1, le=65535)
     uriScheme: Literal["http", "https"] = "https"
     region: StrictStr = Field(default="us-east-1", min_length=1, max_length=64)
     bucket: StrictStr | None = Field(default=None, max_length=63, pattern=BUCKET_PATTERN)
@@ -58,9 +57,9 @@ class ComponentConfig(BaseModel):
     accessKey: StrictStr | None = Field(default=None, min_length=1, max_length=256)
     secretKey: StrictStr | None = Field(default=None, min_length=1, max_length=256)
     usePathStyleAlways: StrictBool = True
-    maxConnections: StrictInt | None = Field(default=None, ge=1, le=1024)
-    connectionTimeout: StrictInt | None = Field(default=None, ge=1, le=3600)
-    socketTimeout: StrictInt | None = Field(default=None, ge=1, le=3600)
+    maxConnections: JsonInt | None = Field(default=None, ge=1, le=1024)
+    connectionTimeout: JsonInt | None = Field(default=None, ge=1, le=3600)
+    socketTimeout: JsonInt | None = Field(default=None, ge=1, le=3600)
     caCertificate: StrictStr | None = Field(default=None, min_length=1, max_length=65536)
 
     @field_validator("host")
@@ -83,7 +82,7 @@ class CreateBody(BaseModel):
     primary: StrictBool = False
 
 
-ComponentId = Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
+ComponentId = Annotated[JsonInt, Field(ge=1, le=INT32_MAX)]
 
 
 class UpdateBody(BaseModel):

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bucketjobs.api.body import json_object, parse
 from bucketjobs.api.errors import ApiError
-from bucketjobs.api.schemas import IdRef, errors, request_body
+from bucketjobs.api.schemas import IdRef, JsonInt, errors, request_body
 from bucketjobs.api.security import require, state_of
 from bucketjobs.auth import grants
 from bucketjobs.auth import permissions as perm
@@ -29,7 +29,7 @@ ERRORS = (400, 401, 403, 404, 405, 413, 500, 503)
 
 class GrantBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    component: StrictInt | None = Field(
+    component: JsonInt | None = Field(
         default=None, ge=1, le=INT32_MAX, description="storage component id; default the primary"
     )
     bucketPattern: StrictStr = Field(

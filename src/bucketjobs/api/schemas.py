@@ -4,20 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from bucketjobs.api.errors import ERROR_SCHEMA
 from bucketjobs.jobs.model import INT32_MAX, INT32_MIN, JobState, JobType
 from bucketjobs.jobs.params import BUCKET_PATTERN, MAX_ENTRIES
+from bucketjobs.ops.registry import OPERATIONS
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 5.0 is the integer 5 (JSON Schema agrees); 5.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a request: an int, or a float with no fraction; never a bool or text.
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
 
 
 class IdRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: StrictInt = Field(ge=INT32_MIN, le=INT32_MAX)
+    id: JsonInt = Field(ge=INT32_MIN, le=INT32_MAX)
 
 
 BucketName = Annotated[StrictStr, Field(min_length=3, max_length=63, pattern=BUCKET_PATTERN)]
-PageSize = Annotated[StrictInt, Field(ge=1, le=1000)]
+PageSize = Annotated[JsonInt, Field(ge=1, le=1000)]
 
 
 class CreateJobBody(BaseModel):
@@ -25,7 +37,9 @@ class CreateJobBody(BaseModel):
     the rule broken; the schema states the same rules for clients and fuzzers."""
 
     model_config = ConfigDict(extra="ignore")
-    jobType: StrictStr = Field(json_schema_extra={"enum": [t.value for t in JobType]})
+    jobType: StrictStr = Field(
+        json_schema_extra={"enum": [t.value for t in JobType if t in OPERATIONS]}
+    )
     bucketName: StrictStr = Field(
         json_schema_extra={"minLength": 3, "maxLength": 63, "pattern": BUCKET_PATTERN}
     )
