@@ -1,7 +1,9 @@
-"""Identity routes: OpenID Connect token/certs/discovery, CSRF pair, user info, serial."""
+"""Identity routes: OpenID Connect token/logout/certs/discovery, CSRF pair, user info and
+password, serial."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -27,7 +29,13 @@ from bucketjobs.auth.csrf import SESSION_COOKIE, TOKEN_COOKIE
 from bucketjobs.auth.logins import LoginRefused
 from bucketjobs.auth.permissions import permissions_for
 from bucketjobs.auth.tokens import InvalidToken
-from bucketjobs.auth.users import MAX_PASSWORD, UserError, get_user, set_password
+from bucketjobs.auth.users import (
+    MAX_PASSWORD,
+    UserError,
+    get_user,
+    new_password_hash,
+    set_password,
+)
 
 oidc = APIRouter(prefix="/ui/auth/realms/{realm}", tags=["identity"])
 mapi = APIRouter(tags=["identity"])
@@ -69,6 +77,17 @@ async def _form(request: Request) -> dict[str, str] | JSONResponse:
     return form
 
 
+async def _client_form(request: Request, realm: str) -> dict[str, str] | JSONResponse:
+    """The form of an OpenID Connect call from a known client, or the OAuth error answer."""
+    _check_realm(request, realm)
+    form = await _form(request)
+    if not isinstance(form, JSONResponse) and (
+        form.get("client_id", "") not in state_of(request).client_ids
+    ):
+        return _oauth_error(401, "unauthorized_client", "unknown client_id")
+    return form
+
+
 def _address(request: Request) -> str:
     return request.client.host if request.client else ""
 
@@ -79,13 +98,10 @@ def _address(request: Request) -> str:
 )
 async def token(request: Request, realm: str) -> Any:
     """Password and refresh_token grants (form-encoded, Keycloak-compatible)."""
-    _check_realm(request, realm)
     state = state_of(request)
-    form = await _form(request)
+    form = await _client_form(request, realm)
     if isinstance(form, JSONResponse):
         return form
-    if form.get("client_id", "") not in state.client_ids:
-        return _oauth_error(401, "unauthorized_client", "unknown client_id")
     grant = form.get("grant_type")
     if grant == "password":
         password = form.get("password", "")
@@ -126,13 +142,10 @@ async def token(request: Request, realm: str) -> Any:
 )
 async def logout(request: Request, realm: str) -> Response:
     """End the session the refresh token belongs to (Keycloak's shape: 204, no body)."""
-    _check_realm(request, realm)
     state = state_of(request)
-    form = await _form(request)
+    form = await _client_form(request, realm)
     if isinstance(form, JSONResponse):
         return form
-    if form.get("client_id", "") not in state.client_ids:
-        return _oauth_error(401, "unauthorized_client", "unknown client_id")
     try:
         session = state.tokens.verify_refresh(form.get("refresh_token", ""))
     except InvalidToken:
@@ -219,9 +232,10 @@ async def change_password(
         if exc.retry_after:
             raise ApiError(429, "too many attempts, retry later") from None
         raise ApiError(400, "currentPassword is wrong") from None
+    try:
+        hashed = await asyncio.to_thread(new_password_hash, body.newPassword)
+    except UserError as exc:
+        raise ApiError(400, f"newPassword: {exc}") from None
     async with state.db.begin() as conn:
-        try:
-            await set_password(conn, caller.username, body.newPassword)
-        except UserError as exc:
-            raise ApiError(400, f"newPassword: {exc}") from None
+        await set_password(conn, caller.username, hashed)
     return {}

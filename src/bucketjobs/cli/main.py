@@ -250,10 +250,14 @@ def users_passwd(
     data_dir: DataDir = Path("./bucketjobs-data"),
 ) -> None:
     """Set a user's password; their tokens stop working."""
-    from bucketjobs.auth.users import set_password
+    from bucketjobs.auth.users import new_password_hash, set_password
 
     secret = _new_password(password_stdin)
-    if not _run_users_in(database_url, data_dir, set_password, name, secret):
+
+    async def change(conn: Any) -> bool:
+        return await set_password(conn, name, new_password_hash(secret))
+
+    if not _run_users_in(database_url, data_dir, change):
         _fail(f"no user {name!r}")
     console.print(f"password of {name} changed; their tokens are revoked")
 
@@ -286,15 +290,20 @@ ComponentOption = Annotated[
 ]
 
 
-async def _grant_target(conn: Any, name: str, component: int | None) -> tuple[int, int]:
-    """(user id, component id) for a grant command, or exit naming what is missing."""
-    from bucketjobs.auth import grants
+async def _user_id(conn: Any, name: str) -> int:
     from bucketjobs.auth.users import find_by_name
 
     user = await find_by_name(conn, name)
     if user is None:
         raise _Fail(f"no user {name!r}")
-    return user.id, component or await grants.primary_component(conn)
+    return user.id
+
+
+async def _grant_target(conn: Any, name: str, component: int | None) -> tuple[int, int]:
+    """(user id, component id) for a grant command, or exit naming what is missing."""
+    from bucketjobs.auth import grants
+
+    return await _user_id(conn, name), component or await grants.primary_component(conn)
 
 
 @users_app.command("grant")
@@ -349,8 +358,7 @@ def users_grants(
     from bucketjobs.auth import grants
 
     async def current(conn: Any) -> list[Any]:
-        user_id, _ = await _grant_target(conn, name, 1)
-        return await grants.load(conn, user_id)
+        return await grants.load(conn, await _user_id(conn, name))
 
     table = Table("component", "bucket pattern", "access")
     for grant in _run_users_in(database_url, data_dir, current):
