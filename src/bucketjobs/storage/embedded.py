@@ -26,9 +26,26 @@ class S3Credentials:
 
 
 def _free_port() -> int:
+    """A port that a listener can bind now, as can the port 10,000 above it (where SeaweedFS
+    puts each service's gRPC). Checked without SO_REUSEADDR, as weed checks: a port still
+    held by a closing connection (after a flood of them) is skipped."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port + 10000 <= 65535 and _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair found on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError:
+            return False
+    return True
 
 
 def _weed_binary() -> str:
@@ -138,7 +155,7 @@ class EmbeddedSeaweed:
             with open(log_path, "rb") as handle:
                 handle.seek(logged)
                 raced = b"Port allocation failed" in handle.read()
-            if not raced or attempt >= 3:
+            if not raced or attempt >= 5:
                 raise
             self._remove_grpc_sockets()
             return self.start(timeout, attempt=attempt + 1)
