@@ -133,3 +133,32 @@ def test_an_admin_command_alone_stops_the_database_it_started(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert not _postgres_processes(tmp_path)
+
+
+def _weed_ports(home: Path) -> dict[str, int]:
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["name"] == "weed" and any(str(home) in part for part in cmd):
+            found = {}
+            for part in cmd:
+                for service in ("master", "volume", "filer"):
+                    if part.startswith(f"-{service}.port="):
+                        found[service] = int(part.split("=", 1)[1])
+            return found
+    raise AssertionError("no weed process for this data dir")
+
+
+def test_the_embedded_stores_internal_ports_need_its_certificate(served):
+    """Only the S3 port (with credentials) serves data: master, volume and filer, over HTTP
+    and gRPC, refuse a client without the store's certificate — as `nobody` and as root."""
+    home, _, _ = served
+    ports = _weed_ports(home)
+    assert set(ports) == {"master", "volume", "filer"}
+    for service, port in ports.items():
+        for target in (port, port + 10000):  # HTTP, gRPC
+            for scheme in ("http", "https"):
+                url = f"{scheme}://127.0.0.1:{target}/dir/status"
+                answer = _as_nobody("curl", "-sk", "--max-time", "5", "-w", "\n%{http_code}", url)
+                last = answer.stdout.strip().rsplit("\n", 1)[-1]
+                assert answer.returncode != 0 or last not in ("200", "204"), (service, url)
+                assert "Topology" not in answer.stdout and "Volumes" not in answer.stdout

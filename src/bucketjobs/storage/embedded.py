@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from bucketjobs.storage.endpoint import Endpoint
+from bucketjobs.storage.internal_tls import write_security
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class EmbeddedSeaweed:
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(identity, handle)
+        write_security(self.root)  # mTLS on every port but S3's (storage/internal_tls.py)
         # Every port is chosen here (gRPC ports are port + 10000) so instances never collide.
         ports = {name: _free_port() for name in ("master", "volume", "filer", "admin")}
         # `weed mini` puts these gRPC sockets in /tmp whatever it is told (port + 10000).
