@@ -8,7 +8,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, S
 
 from bucketjobs.api.errors import ERROR_SCHEMA
 from bucketjobs.jobs.model import INT32_MAX, INT32_MIN, JobState, JobType
-from bucketjobs.jobs.params import BUCKET_PATTERN, MAX_ENTRIES
+from bucketjobs.jobs.params import BUCKET_PATTERN, BY_TYPE, COMMON, MAX_ENTRIES, MAX_VALUE_LEN
 from bucketjobs.ops.registry import OPERATIONS
 
 
@@ -32,11 +32,36 @@ BucketName = Annotated[StrictStr, Field(min_length=3, max_length=63, pattern=BUC
 PageSize = Annotated[JsonInt, Field(ge=1, le=1000)]
 
 
+def _job_params_schema(kind: JobType) -> dict[str, Any]:
+    """The keys a job type takes (jobs/params.py): scalars, nothing else."""
+    _, fields = BY_TYPE[kind]
+    value = {"type": ["string", "number", "boolean"], "maxLength": MAX_VALUE_LEN}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": dict.fromkeys([*COMMON, *fields], value),
+    }
+
+
+def _per_type(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "jobType": {"const": kind.value},
+                "jobParams": {"anyOf": [_job_params_schema(kind), {"type": "null"}]},
+            }
+        }
+        for kind in JobType
+        if kind in OPERATIONS
+    ]
+
+
 class CreateJobBody(BaseModel):
     """jobType, bucketName and jobParams are checked by the job service, whose messages name
-    the rule broken; the schema states the same rules for clients and fuzzers."""
+    the rule broken; the schema states the same rules for clients and fuzzers (the keys of
+    jobParams per jobType in `oneOf`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_per_type)
     jobType: StrictStr = Field(
         json_schema_extra={"enum": [t.value for t in JobType if t in OPERATIONS]}
     )
