@@ -118,7 +118,8 @@ class EmbeddedSeaweed:
         ports = {name: _free_port() for name in ("master", "volume", "filer", "admin")}
         # `weed mini` puts these gRPC sockets in /tmp whatever it is told (port + 10000).
         self._grpc_sockets = [
-            Path(f"/tmp/seaweedfs-{name}-grpc-{port + 10000}.sock") for name, port in ports.items()
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port + 10000}.sock")
+            for name, port in {**ports, "s3": self.s3_port}.items()
         ]
         args = [
             _weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
