@@ -55,3 +55,9 @@ def test_abuse_bench_smoke():
     out = _bench("abuse.py", "--seconds", "2", "--slow", "200")
     for row in ("none", "fresh-names", "guess-admin", "slow-headers", "huge-bodies"):
         assert f"\n{row} " in out
+
+
+def test_api_bench_smoke():
+    out = _bench("api.py", "--clients", "1,4", "--seconds", "1", "--objects", "300")
+    for row in ("bare FastAPI + 1 SELECT", "jobs/status", "jobs/list (20)", "field sequence"):
+        assert row in out
