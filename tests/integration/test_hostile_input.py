@@ -163,3 +163,23 @@ async def test_component_test_drops_foreign_answers(stack, admin):
         await admin.ok("/storage_component/update_state", {"id": component, "state": "INACTIVE"})
     finally:
         server.close()
+
+
+async def test_hostile_password_changes_change_nothing(stack):
+    mallory = stack.add_user("mallory", "user")
+    try:
+        for body in (
+            {"currentPassword": "mallory-pw", "newPassword": "x" * 2000},
+            {"currentPassword": "mallory-pw", "newPassword": ""},
+            {"currentPassword": "mallory-pw", "newPassword": "a\x00b"},
+            {"currentPassword": "mallory-pw", "newPassword": 12345},
+            {"currentPassword": "mallory-pw"},
+            {"currentPassword": ["mallory-pw"], "newPassword": "fine-one"},
+        ):
+            before = _log_size(stack)
+            _assert_clean(stack, before, await mallory.post("/user/password", body))
+        # Nothing changed: the old password still logs in, and the token still works.
+        assert (await mallory.post("/user/info")).status_code == 200
+        await mallory.login()
+    finally:
+        await mallory.close()

@@ -21,6 +21,7 @@ Other accounts of the host get nothing from it:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pwd
@@ -66,7 +67,6 @@ class EmbeddedPostgres:
         self.socket_dir = self.pgdata if len(str(self.pgdata)) < _MAX_SOCKET_PATH else short
         self._user = SYSTEM_USER if os.geteuid() == 0 else None
         self._started = False
-        self._bin_path: Path | None = None
 
     @property
     def _socket_arg(self) -> str:
@@ -87,24 +87,25 @@ class EmbeddedPostgres:
                     handle.write(secrets.token_urlsafe(24))
         return self.password_file.read_text().strip()
 
+    @functools.cached_property
     def _account(self) -> tuple[int, int] | None:
-        """(uid, gid) PostgreSQL runs as, when we are root; None: as ourselves."""
+        """(uid, gid) PostgreSQL runs as, when we are root; None: as ourselves (looked up,
+        and the account made if missing, once per handle)."""
         if self._user is None:
             return None
         entry = pg_utils.ensure_user_exists(self._user) or pwd.getpwnam(self._user)
         return entry.pw_uid, entry.pw_gid
 
+    @functools.cached_property
     def _bin(self) -> Path:
         """Where the cluster's account can run PostgreSQL's programs from."""
-        if self._bin_path is None:
-            account = self._account()
-            self._bin_path = POSTGRES_BIN_PATH if account is None else reachable_install(account)
-        return self._bin_path
+        account = self._account
+        return POSTGRES_BIN_PATH if account is None else reachable_install(account)
 
     def _run(self, *args: str, timeout: float = 60) -> None:
         """A PostgreSQL program, as the cluster's account, from inside the cluster's dir."""
-        cmd = [str(self._bin() / args[0]), *args[1:]]
-        account = self._account()
+        cmd = [str(self._bin / args[0]), *args[1:]]
+        account = self._account
         ids = {} if account is None else {"user": account[0], "group": account[1],
                                            "extra_groups": []}  # fmt: skip
         try:
@@ -124,7 +125,7 @@ class EmbeddedPostgres:
         """The cluster's directories: private, owned by the account PostgreSQL runs as."""
         self.pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.socket_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        account = self._account()
+        account = self._account
         for path in {self.pgdata, self.socket_dir}:
             if account is not None:
                 os.chown(path, *account)
@@ -165,7 +166,7 @@ class EmbeddedPostgres:
             pwfile = Path(scratch) / "password"
             pwfile.write_text(password + "\n")
             pwfile.chmod(0o600)
-            account = self._account()
+            account = self._account
             if account is not None:
                 os.chown(scratch, *account)
                 os.chown(pwfile, *account)
