@@ -255,22 +255,31 @@ async def test_destination_equal_to_source_is_refused(admin, bucket):
     assert "destination is the source" in response.json()["message"]
 
 
-async def test_cancel_mid_run_stops_copies_and_a_rerun_finishes_exactly(admin, s3, bucket):
-    await put_many(s3, bucket, ((f"c/{i:05d}", b"c" * 10) for i in range(3000)))
+async def test_cancel_mid_run_goes_quiet_counts_exactly_and_a_rerun_finishes(admin, s3, bucket):
+    """SPEC §3: after a cancel, copies stop within a second, and `processed` is exactly what
+    landed in the (fresh) destination, work units cut short by the cancel included."""
+    await put_many(s3, bucket, ((f"c{i % 4}/{i:05d}", b"c" * 10) for i in range(8000)))
     dst = f"{bucket}-dst"
     await s3.create_bucket(Bucket=dst)
-    job = await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst, rateLimit=500)
+    job = await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst)
     job_id = job["jobId"]["id"]
-    await progress(admin, job_id, 200)
+    await progress(admin, job_id, 1)  # a partition is done; others are copying
     cancelled = await admin.ok("/jobs/cancel", {"jobId": {"id": job_id}})
     assert cancelled["status"]["jobState"] == "CANCELLED"
+    await asyncio.sleep(1.0)
+    at_one_second = (await admin.status(job_id))["jobStats"]
+    landed = len(await keys(s3, dst))
     await asyncio.sleep(2)
-    settled = len(await keys(s3, dst))
-    await asyncio.sleep(2)
-    assert len(await keys(s3, dst)) == settled < 3000
+    assert len(await keys(s3, dst)) == landed < 8000, "copies went on after the cancel"
+    final = await admin.status(job_id)
+    assert final["jobStats"] == at_one_second, "stats changed more than 1 s after the cancel"
+    assert final["jobStats"]["processed"] == landed, "processed is not what the job copied"
+    assert final["jobStats"]["bytes"] == 10 * landed
+
     done = await _run(admin, bucket, destinationBucket=dst)
     assert done["jobState"] == "COMPLETE"
-    assert done["jobStats"]["skipped"] >= settled - 64  # what landed before the cancel counts
+    assert done["jobStats"]["skipped"] == landed
+    assert done["jobStats"]["processed"] == 8000 - landed
     await assert_same_objects(s3, bucket, s3, dst)
 
 

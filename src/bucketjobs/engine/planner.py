@@ -122,7 +122,8 @@ class _Enumeration:
                     group.create_task(lane())
         except BaseExceptionGroup as errors:
             raise _first_error(errors) from None
-        if self.stopped or not await self.flush():
+        # Written even when the job was cancelled: partitions acted on inline count.
+        if not await self.flush() or self.stopped:
             return
         await self._enumerated()
 
@@ -147,7 +148,7 @@ class _Enumeration:
         async for page in self.step.pages(scope, cursor, check_order=True):
             if self.inline:
                 await self.limits.operations(len(page))
-            if self.stopped or self.job_id in self.runtime.cancelled:
+            if self.stopped or self.runtime.stopping(self.job_id):
                 self.stopped = True
                 return
             pending.extend(page)
@@ -165,31 +166,31 @@ class _Enumeration:
 
     async def flush(self) -> bool:
         """Write the cut partitions (done, or with their tasks) and finished shards in one
-        transaction; False (and every lane stops) if the job has ended."""
+        transaction; False (and every lane stops) if the job has ended or been cancelled.
+
+        A cancelled job still takes what was cut: the partitions acted on inline are work
+        done, and its counters must show it."""
         async with self.writing:
-            if self.stopped:
-                return False
-            cut, self.cut = self.cut, []
-            finished, self.finished = self.finished, set()
+            cut, finished = list(self.cut), set(self.finished)  # lanes go on cutting meanwhile
             if not cut and not finished:
-                return True
+                return not self.stopped
             runtime, job_id = self.runtime, self.job_id
-            try:
-                async with runtime.db.begin() as conn:
-                    written = await progress.add_partitions(
-                        conn, runtime.clock, job_id, self.seq, cut, finished, runtime.worker_name
-                    )
-                    if written and not self.inline:
-                        seqs = range(self.seq, self.seq + len(cut))
-                        await queue.enqueue_partitions(conn, job_id, seqs)
-            except progress.JobEnded:
-                written = False
-            if not written:
+            async with runtime.db.begin() as conn:
+                state = await progress.add_partitions(
+                    conn, runtime.clock, job_id, self.seq, cut, finished, runtime.worker_name
+                )
+                active = state in progress.ACTIVE
+                if active and not self.inline:
+                    seqs = range(self.seq, self.seq + len(cut))
+                    await queue.enqueue_partitions(conn, job_id, seqs)
+            if state is not None:
+                del self.cut[: len(cut)]
+                self.finished -= finished
+                self.seq += len(cut)
+                self.flushed_at = time.monotonic()
+            if not active:
                 self.stopped = True
-                return False
-            self.seq += len(cut)
-            self.flushed_at = time.monotonic()
-            return True
+            return active
 
     async def _enumerated(self) -> None:
         runtime, job_id = self.runtime, self.job_id

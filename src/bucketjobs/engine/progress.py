@@ -1,5 +1,7 @@
 """Durable job transitions and counter updates. Every write is conditional on the job being
-still active, so a cancelled or finished job never changes again."""
+still active, so a finished job never changes again; the one exception is the counters of
+work a cancel cut short, which a CANCELLED job still takes (SPEC §3: after a cancel,
+`jobStats` count exactly the operations the job completed)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from bucketjobs.ops.base import Delta
 from bucketjobs.storage.listing import Scope
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
+COUNTING = [*ACTIVE, JobState.CANCELLED.value]  # states whose counters may still grow
 
 
 class JobEnded(Exception):
@@ -104,16 +107,20 @@ async def add_partitions(
     parts: list[Planned],
     finished: set[int],
     worker: str,
-) -> bool:
+) -> str | None:
     """Record planned partitions (done ones with their counters), move their shards'
-    cursors past them and mark the `finished` shards done; False if the job has ended
-    meanwhile. `first_seq` must be the job's partition count: one planner writes at a time."""
+    cursors past them and mark the `finished` shards done; returns the job's state after,
+    None if the job has ended meanwhile. `first_seq` must be the job's partition count:
+    one planner writes at a time.
+
+    A CANCELLED job still takes the partitions its planner acted on before it heard of the
+    cancel (the state it returns says so); a COMPLETE or FAILED one takes nothing."""
     done = [p.delta for p in parts if p.delta is not None]
     target = JobState.EXECUTING if done else JobState.PROCESSING
     moved = await conn.execute(
         update(jobs)
         .where(
-            jobs.c.id == job_id, jobs.c.state.in_(ACTIVE), jobs.c.partitions_planned == first_seq
+            jobs.c.id == job_id, jobs.c.state.in_(COUNTING), jobs.c.partitions_planned == first_seq
         )
         .values(
             partitions_planned=first_seq + len(parts),
@@ -129,9 +136,11 @@ async def add_partitions(
                 else_=jobs.c.state,
             ),
         )
+        .returning(jobs.c.state)
     )
-    if not moved.rowcount:
-        return False
+    state = moved.scalar()
+    if state is None:
+        return None
     cursors = {p.shard: p.last_key for p in parts}
     if cursors or finished:
         await conn.execute(
@@ -140,28 +149,27 @@ async def add_partitions(
             .values(cursor=bindparam("c"), done=bindparam("d")),
             [{"n": n, "c": cursors.get(n), "d": n in finished} for n in cursors.keys() | finished],
         )
-    if not parts:
-        return True
-    await conn.execute(
-        job_partitions.insert(),
-        [
-            {
-                "job_id": job_id,
-                "seq": first_seq + n,
-                "prefix": p.scope.prefix,
-                "delimited": p.scope.delimited,
-                "start_after": p.start_after,
-                "last_key": p.last_key,
-                "next_key": p.next_key,
-                "entries": p.entries,
-                "done": p.delta is not None,
-                "done_by": worker if p.delta is not None else None,
-                "result": p.delta.partial if p.delta is not None else None,
-            }
-            for n, p in enumerate(parts)
-        ],
-    )
-    return True
+    if parts:
+        await conn.execute(
+            job_partitions.insert(),
+            [
+                {
+                    "job_id": job_id,
+                    "seq": first_seq + n,
+                    "prefix": p.scope.prefix,
+                    "delimited": p.scope.delimited,
+                    "start_after": p.start_after,
+                    "last_key": p.last_key,
+                    "next_key": p.next_key,
+                    "entries": p.entries,
+                    "done": p.delta is not None,
+                    "done_by": worker if p.delta is not None else None,
+                    "result": p.delta.partial if p.delta is not None else None,
+                }
+                for n, p in enumerate(parts)
+            ],
+        )
+    return str(state)
 
 
 async def commit_partition(
@@ -169,7 +177,7 @@ async def commit_partition(
 ) -> Any:
     """Mark a partition done and add its counters and failures, exactly once. Returns the
     job row after, None if the partition was already done; raises JobEnded if the job has
-    ended."""
+    ended COMPLETE or FAILED (a CANCELLED job still counts what its partitions did)."""
     marked = await conn.execute(
         update(job_partitions)
         .where(
@@ -183,7 +191,7 @@ async def commit_partition(
     row = (
         await conn.execute(
             update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE))
+            .where(jobs.c.id == job_id, jobs.c.state.in_(COUNTING))
             .values(
                 processed=jobs.c.processed + delta.processed,
                 failed=jobs.c.failed + delta.failed,

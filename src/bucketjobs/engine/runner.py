@@ -1,7 +1,8 @@
 """EXECUTING: run one partition — list its key range again and act on each page.
 
 Counters are committed once, with the partition's done mark: a partition that runs twice
-(crash, stalled worker) changes the job's counters once.
+(crash, stalled worker) changes the job's counters once. A partition cut short by a cancel
+commits what it did, so a cancelled job's counters match what it wrote.
 """
 
 from __future__ import annotations
@@ -46,26 +47,29 @@ async def run_partition(runtime: WorkerRuntime, job_id: int, seq: int) -> None:
     delta = Delta()
     try:
         # A pure op makes one request at a time (the listing): the partition takes a slot.
-        # Other ops take a slot per request they make (RunningJob.slot).
-        async with limits.slot() if op.pure else contextlib.nullcontext():
+        # Other ops take a slot per object operation (RunningJob.slot).
+        async with limits.listing() if op.pure else contextlib.nullcontext():
             after = part.start_after
             pages = step.pages(scope, part.start_after, part.last_key, part.next_key)
             async for page in pages:
                 await limits.operations(len(page))
-                if job_id in runtime.cancelled:
-                    return
+                if runtime.stopping(job_id):
+                    break  # cancelled: commit what was done, below
                 delta.add(await op.act(running, page, after))
                 after = page[-1].key
     except (StorageError, JobFailed) as exc:
-        await progress.fail_job(runtime.db, runtime.clock, job_id, f"partition {seq}: {exc}")
-        return
+        if not runtime.stopping(job_id):
+            await progress.fail_job(runtime.db, runtime.clock, job_id, f"partition {seq}: {exc}")
+            return
 
+    # Committed even when the job was cancelled meanwhile: a partition cut short by a
+    # cancel counts the object operations it finished (SPEC §3, jobs/cancel).
     try:
         async with runtime.db.begin() as conn:
             after = await progress.commit_partition(
                 conn, runtime.clock, job_id, seq, delta, runtime.worker_name
             )
-            if after is None:
+            if after is None or after.state not in progress.ACTIVE:
                 return
             threshold = step.job.params.failure_threshold
             if progress.threshold_crossed(after, threshold, final=False):

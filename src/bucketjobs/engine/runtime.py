@@ -1,9 +1,14 @@
-"""Per-process engine resources: database, S3 clients, and the local cancel registry."""
+"""Per-process engine resources: database, S3 clients, and the local cancel registry.
+
+A cancel stops a job in two steps (SPEC §3): nothing new starts at once, and what is in
+flight is counted if it ends within a grace period, aborted if not (docs/DECISIONS.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -22,7 +27,11 @@ from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.s3 import open_client
 from bucketjobs.storage.store import Store
 
+log = logging.getLogger(__name__)
+
 COMPONENT_TTL = 5.0  # seconds a worker trusts its copy of a storage component
+STOP_GRACE = 0.8  # seconds a cancelled job's object operations in flight get to finish
+STOP_DEADLINE = 10.0  # seconds after which a cancelled job's steps are cancelled outright
 
 
 class WorkerRuntime:
@@ -82,12 +91,39 @@ class WorkerRuntime:
         """This process's share of the job's `maxConcurrency` and `rateLimit`."""
         if job_id not in self._limits:
             rate = params.rate_limit / max(self.live_workers, 1) if params.rate_limit else None
-            self._limits[job_id] = JobLimits(params.max_concurrency, rate)
+            slots = params.max_concurrency or self.max_requests
+            self._limits[job_id] = JobLimits(slots, rate)
         return self._limits[job_id]
 
+    def stopping(self, job_id: int) -> bool:
+        """Whether `job_id` was cancelled: its steps start no new object operation."""
+        return job_id in self.cancelled
+
     def cancel_local(self, job_id: int) -> None:
-        """Stop every operation of `job_id` in this process, now and from now on."""
+        """Stop `job_id` in this process: no object operation starts from now on; those in
+        flight get STOP_GRACE seconds to finish (so they are counted), then are aborted; a
+        step still running STOP_DEADLINE seconds later (e.g. retrying a listing of a store
+        that is down) is cancelled outright."""
+        if job_id in self.cancelled:
+            return
         self.cancelled.add(job_id)
+        if job_id in self._limits:
+            self._limits[job_id].stop()
+        if job_id in self._running:
+            loop = asyncio.get_running_loop()
+            loop.call_later(STOP_GRACE, self._abort_operations, job_id)
+            loop.call_later(STOP_DEADLINE, self._abort_steps, job_id)
+
+    def _abort_operations(self, job_id: int) -> None:
+        limits = self._limits.get(job_id)
+        if limits is not None and (aborted := limits.abort()):
+            log.warning(
+                "job %d: %d object operations still in flight %.1f s after its cancel were"
+                " aborted; the store may still complete them, uncounted",
+                job_id, aborted, STOP_GRACE,
+            )  # fmt: skip
+
+    def _abort_steps(self, job_id: int) -> None:
         for task in list(self._running.get(job_id, ())):
             task.cancel()
 
@@ -95,7 +131,7 @@ class WorkerRuntime:
         return [job_id for job_id, tasks in self._running.items() if tasks]
 
     async def run_for_job(self, job_id: int, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` so a cancel of `job_id` aborts it (and its in-flight requests) at once.
+        """Run `work` as a step of `job_id`, which `cancel_local` can end.
 
         A cancel of the job ends the work quietly; a cancel of this task itself (worker
         shutdown) propagates so the queue sees the partition as not finished.

@@ -8,6 +8,7 @@ work for both).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -107,5 +108,6 @@ async def load_step(runtime: WorkerRuntime, row: Any) -> Step:
         source_job_id=row.source_job_id,
         scope=Scope(typed.prefix),
         slot=runtime.limits(row.id, typed).slot,
+        stopping=functools.partial(runtime.stopping, row.id),
     )
     return Step(row, OPERATIONS[job_type], job, runtime)

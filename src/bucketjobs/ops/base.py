@@ -86,8 +86,12 @@ class RunningJob:
     source_job_id: int | None = None
     # The listing the entries handed to `act` come from (the job's prefix, or a shard's).
     scope: Scope = field(default_factory=Scope)
-    # One of the job's in-flight request slots (`maxConcurrency`), for ops that make requests.
+    # One of the job's in-flight request slots (`maxConcurrency`), held by every object
+    # operation: a cancel aborts the operations that still hold one after a grace period.
     slot: Callable[[], AbstractAsyncContextManager[Any]] = nullcontext
+    # True once the job is cancelled: an op starts no further object operation, and returns
+    # the Delta of those it finished (the engine commits it, so a cut-short page counts).
+    stopping: Callable[[], bool] = field(default=lambda: False)
 
     @property
     def client(self) -> Any:

@@ -130,6 +130,8 @@ class Replicate:
 
         async def lane() -> None:
             for entry in pending:
+                if job.stopping():
+                    return
                 try:
                     async with job.slot():
                         copied = await with_retries(functools.partial(copy_one, entry))
