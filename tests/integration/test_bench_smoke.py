@@ -61,3 +61,9 @@ def test_api_bench_smoke():
     out = _bench("api.py", "--clients", "1,4", "--seconds", "1", "--objects", "300")
     for row in ("bare FastAPI + 1 SELECT", "jobs/status", "jobs/list (20)", "field sequence"):
         assert row in out
+
+
+def test_cancel_bench_smoke():
+    out = _bench("cancel.py", "--objects", "3000", "--runs", "1", "--min-delay", "0.5",
+                 "--max-delay", "0.5", "--watch", "1.5")  # fmt: skip
+    assert "worst last write after cancel returned" in out
