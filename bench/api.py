@@ -3,9 +3,11 @@
 Closed loop: N clients (1, 10, 100, 500), each sending its next request as soon as the last
 one answered, for --seconds each, on `jobs/status`, `jobs/list` and the field client's
 whole sequence per call (token, csrf, serial_number, status), while a BATCH_REPLICATE job
-runs. Beside it, in the same run, a bare FastAPI app on the same server stack (uvicorn,
+runs. Open loop: 100 clients each polling `jobs/status` once a second (p99 goal < 25 ms).
+Beside it, in the same run, a bare FastAPI app on the same server stack (uvicorn,
 httptools, SQLAlchemy + psycopg pool) doing one primary-key SELECT of the same job row per
-request: the floor this stack reaches here. Prints requests/s and p50/p99 per row.
+request, read the fastest way the product knows (db/session.create_read_engine): the floor this
+stack reaches here. Prints requests/s and p50/p99 per row.
 Usage:  python bench/api.py --clients 1,10,100,500 --seconds 5
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -24,6 +27,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ADMIN_PASSWORD, seed, service
@@ -32,13 +36,15 @@ from bucketjobs.client import REALM_TOKEN
 from bucketjobs.storage.embedded import _free_port
 
 BARE_APP = textwrap.dedent("""
+    import gc
     import os
     from fastapi import FastAPI
     from sqlalchemy import text
-    from bucketjobs.db.session import create_engine
+    from bucketjobs.db.session import create_read_engine
 
-    db = create_engine(os.environ["BENCH_DATABASE_URL"])
+    db = create_read_engine(os.environ["BENCH_DATABASE_URL"])
     app = FastAPI()
+    gc.freeze()  # as the product's API does after startup
 
     @app.post("/status")
     async def status(body: dict) -> dict:
@@ -49,6 +55,11 @@ BARE_APP = textwrap.dedent("""
 """)
 
 Call = Callable[[aiohttp.ClientSession], Awaitable[None]]
+
+
+class Refused(Exception):
+    """A 429 from the password gate: counted apart, not as an answered call."""
+
 failed: list[int] = []  # calls that ended in a connection error, per row
 
 
@@ -71,6 +82,8 @@ async def closed_loop(
                 except aiohttp.ClientError:
                     failed.append(1)  # a connection the server closed: counted, not timed
                     continue
+                except Refused:
+                    continue
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -79,7 +92,37 @@ async def closed_loop(
     return len(latencies) / elapsed, latencies
 
 
+async def open_loop(
+    url: str, clients: int, seconds: float, interval: float, call: Call
+) -> tuple[float, list[float]]:
+    """`clients` clients each calling once per `interval`, on their own schedule (a random
+    phase, then a fixed period whatever the answers' latency): what a fleet of pollers
+    does. Latency is counted from the scheduled time, so a server that falls behind shows."""
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as http:
+        start = time.monotonic()
+
+        async def one(phase: float) -> None:
+            due = start + phase
+            while due < start + seconds:
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                try:
+                    await call(http)
+                except aiohttp.ClientError:
+                    failed.append(1)
+                else:
+                    latencies.append(time.monotonic() - due)
+                due += interval
+
+        await asyncio.gather(*(one(random.uniform(0, interval)) for _ in range(clients)))
+    return len(latencies) / seconds, latencies
+
+
 def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
@@ -89,7 +132,17 @@ async def main() -> None:
     parser.add_argument("--clients", default="1,10,100,500")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--objects", type=int, default=20000, help="in the running job's bucket")
+    parser.add_argument("--rows", default="bare,status,list,field,open",
+                        help="which rows to run (comma-separated)")  # fmt: skip
+    parser.add_argument(
+        "--open-clients",
+        type=int,
+        default=100,
+        help="pollers of jobs/status at one call a second (open loop)",
+    )
+    parser.add_argument("--open-seconds", type=float, default=10.0)
     args = parser.parse_args()
+    wanted = set(args.rows.split(","))
     counts = [int(c) for c in args.clients.split(",")]
     with service(workers=1) as svc:
         await seed(svc, "api-source", args.objects, size=64)
@@ -145,7 +198,7 @@ async def main() -> None:
                 if t.status == 429:  # the password gate's queue for one address is full
                     refused.append(1)
                     await asyncio.sleep(float(t.headers.get("Retry-After", "1")))
-                    return
+                    raise Refused
                 assert t.status == 200, await t.text()
                 access = (await t.json())["access_token"]
             async with http.get("/mapi/v1/csrf") as c:
@@ -158,27 +211,50 @@ async def main() -> None:
         async def baseline(http: aiohttp.ClientSession) -> None:
             await post(http, "/status", {"id": job_id}, {})
 
-        rows = [("bare FastAPI + 1 SELECT", bare_url, baseline),
-                ("jobs/status", svc.base_url, status),
-                ("jobs/list (20)", svc.base_url, listing),
-                ("field sequence (4 calls)", svc.base_url, field)]  # fmt: skip
-        print(
-            f"{'what':<26} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} refused  failed"
-        )
+        rows = [("bare", "bare FastAPI + 1 SELECT", bare_url, baseline),
+                ("status", "jobs/status", svc.base_url, status),
+                ("list", "jobs/list (20)", svc.base_url, listing),
+                ("field", "field sequence (4 calls)", svc.base_url, field)]  # fmt: skip
+        rates: dict[tuple[str, int], float] = {}
+        print(f"{'what':<26} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+              " refused  failed  server CPU ms/req")  # fmt: skip
+        server = {svc.base_url: psutil.Process(svc.processes[0].pid),
+                  bare_url: psutil.Process(bare.pid)}  # fmt: skip
+
+        def cpu(url: str) -> float:
+            times = server[url].cpu_times()
+            return times.user + times.system
+
         try:
-            for name, url, call in rows:
+            for key, name, url, call in rows:
+                if key not in wanted:
+                    continue
                 for clients in counts:
                     refused.clear()
                     failed.clear()
+                    before = cpu(url)
                     rate, lat = await closed_loop(url, clients, args.seconds, call)
-                    tail = f"{len(refused):>7} {len(failed):>7}"
+                    per_request = (cpu(url) - before) / max(1, len(lat)) * 1000
+                    rates[key, clients] = rate
+                    tail = f"{len(refused):>7} {len(failed):>7} {per_request:>17.2f}"
                     print(f"{name:<26} {clients:>7} {rate:>8.0f} {_pct(lat, .5):>8.1f}"
                           f" {_pct(lat, .99):>8.1f} {tail}", flush=True)  # fmt: skip
+            if "open" in wanted:
+                failed.clear()
+                n = args.open_clients
+                rate, lat = await open_loop(svc.base_url, n, args.open_seconds, 1.0, status)
+                print(f"{'jobs/status, open loop':<26} {n:>7} {rate:>8.0f} {_pct(lat, .5):>8.1f}"
+                      f" {_pct(lat, .99):>8.1f} {0:>7} {len(failed):>7}"
+                      f"   ({n} clients, 1 call/s each; max {max(lat) * 1000:.1f} ms)")  # fmt: skip
         finally:
             bare.terminate()
             bare.wait(10)
         state = (await admin.status(job_id))["jobState"]
         print(f"the BATCH_REPLICATE job was {state} at the end")
+        for clients in counts:
+            if ("bare", clients) in rates and ("status", clients) in rates:
+                ratio = rates["status", clients] / rates["bare", clients]
+                print(f"jobs/status / bare at {clients} clients: {ratio:.2f}x")
         await admin.close()
     print("bench ok")
 

@@ -358,3 +358,22 @@ async def test_password_change_revokes_every_token_of_the_user(stack):
         assert await _info(http, after["access_token"]) == 401
         await _login(http, "carol", "carol-third")
     await carol.close()
+
+
+async def test_a_change_made_outside_the_api_ends_a_remembered_session_at_once(stack, db):
+    """API processes remember live sessions; a change by anyone else (here plain SQL, as an
+    operator or the CLI would make it) reaches them through the database's notification."""
+    from sqlalchemy import text
+
+    stack.add_user("dave", "user")
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        tokens = await _login(http, "dave", "dave-pw")
+        for _ in range(3):
+            assert await _info(http, tokens["access_token"]) == 200  # now remembered
+        async with db.begin() as conn:
+            await conn.execute(
+                text("UPDATE users SET token_generation = token_generation + 1 WHERE name = 'dave'")
+            )
+        started = time.monotonic()
+        while await _info(http, tokens["access_token"]) == 200:
+            assert time.monotonic() - started < 1.0, "a revoked session still worked after 1 s"

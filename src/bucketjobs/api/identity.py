@@ -125,6 +125,7 @@ async def token(request: Request, realm: str) -> Any:
                 following = await sessions.rotate(
                     conn, presented, state.clock.now(), state.tokens.refresh_ttl
                 )
+            state.live_sessions.forget_user(presented.user_id)  # a reuse revokes them
         except InvalidToken:
             following = None
         if following is None:
@@ -152,6 +153,7 @@ async def logout(request: Request, realm: str) -> Response:
         return _oauth_error(400, "invalid_grant", "Invalid refresh token")
     async with state.db.begin() as conn:
         await sessions.end(conn, session)
+    state.live_sessions.forget_user(session.user_id)  # other processes hear the trigger
     return Response(status_code=204)
 
 
@@ -238,4 +240,5 @@ async def change_password(
         raise ApiError(400, f"newPassword: {exc}") from None
     async with state.db.begin() as conn:
         await set_password(conn, caller.username, hashed)
+    state.live_sessions.forget_user(caller.user_id)
     return {}

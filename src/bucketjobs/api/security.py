@@ -14,6 +14,7 @@ from bucketjobs.auth.caller import Caller
 from bucketjobs.auth.csrf import HEADER, SESSION_COOKIE, TOKEN_COOKIE, CsrfError
 from bucketjobs.auth.permissions import permissions_for
 from bucketjobs.auth.tokens import InvalidToken
+from bucketjobs.db.session import read
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -43,8 +44,13 @@ async def authenticate(request: Request) -> Caller:
             )
         except CsrfError as exc:
             raise ApiError(401, "CSRF check failed", f"CSRF: {exc}") from None
-    async with state.db.connect() as conn:
-        user = await sessions.holder(conn, session)
+    live = state.live_sessions
+    user = live.get(session)
+    if user is None:
+        ticket = live.ticket()
+        user = await read(state.reads, lambda conn: sessions.holder(conn, session))
+        if user is not None:
+            live.remember(session, user, ticket)
     if user is None:
         raise ApiError(401, "invalid bearer token", "the token's session has ended")
     return Caller(

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, delete, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,6 +22,7 @@ from bucketjobs.auth.access import SOURCE_ACCESS, Access
 from bucketjobs.auth.caller import Caller
 from bucketjobs.clock import Clock
 from bucketjobs.db.models import idempotency_keys, job_failures, jobs
+from bucketjobs.db.session import read
 from bucketjobs.engine import queue
 from bucketjobs.jobs import errors, replication
 from bucketjobs.jobs.model import ACTIVE_STATES, INT32_MAX, INT32_MIN, JobState, JobType
@@ -65,15 +66,20 @@ async def _require(
         )
 
 
+_JOB_BY_ID = select(jobs).where(jobs.c.id == bindparam("id"))  # built once: jobs/status
+
+
 class JobService:
     def __init__(
         self,
         db: AsyncEngine,
+        reads: AsyncEngine,
         pages: PageTokens,
         clock: Clock,
         supported: frozenset[JobType],
     ) -> None:
         self.db = db
+        self.reads = reads  # status and list are one read each (db/session.create_read_engine)
         self.pages = pages
         self.clock = clock
         self.supported = supported
@@ -222,14 +228,13 @@ class JobService:
     # -- read -----------------------------------------------------------------------------
 
     async def _visible(self, conn: AsyncConnection, caller: Caller, job_id: int) -> Any:
-        row = (await conn.execute(select(jobs).where(jobs.c.id == check_job_id(job_id)))).first()
+        row = (await conn.execute(_JOB_BY_ID, {"id": check_job_id(job_id)})).first()
         if row is None or (row.user_id != caller.user_id and not caller.can(perm.JOBS_ADMIN_LIST)):
             raise errors.JobNotFound(f"job {job_id} not found")
         return row
 
     async def status(self, caller: Caller, job_id: int) -> Any:
-        async with self.db.connect() as conn:
-            return await self._visible(conn, caller, job_id)
+        return await read(self.reads, lambda conn: self._visible(conn, caller, job_id))
 
     async def list(self, caller: Caller, query: ListQuery) -> tuple[Sequence[Any], str | None]:
         user_id = query.user_id
@@ -262,8 +267,11 @@ class JobService:
                 raise errors.InvalidRequest(str(exc) or "pageToken is invalid") from None
             stmt = stmt.where(tuple_(jobs.c.created_at, jobs.c.id) < tuple_(created, last_id))
         stmt = stmt.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(query.page_size + 1)
-        async with self.db.connect() as conn:
-            rows = (await conn.execute(stmt)).fetchall()
+
+        async def page(conn: AsyncConnection) -> Sequence[Any]:
+            return (await conn.execute(stmt)).fetchall()
+
+        rows = await read(self.reads, page)
         token = None
         if len(rows) > query.page_size:
             rows = rows[: query.page_size]
