@@ -60,6 +60,7 @@ Call = Callable[[aiohttp.ClientSession], Awaitable[None]]
 class Refused(Exception):
     """A 429 from the password gate: counted apart, not as an answered call."""
 
+
 failed: list[int] = []  # calls that ended in a connection error, per row
 
 
