@@ -165,25 +165,49 @@ async def timed(call: Any, repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
+def shaped_key(shape: str, i: int, count: int) -> str:
+    """Key `i` of a bucket of `count` objects laid out as `shape` (bench --shape):
+    `flat` (no `/`), `one-prefix` (all under `data/`), `prefixes` (~100 top-level
+    prefixes), `deep` (4 levels of 4), `versioned` (16 prefixes; the bucket is versioned)."""
+    if shape == "flat":
+        return f"obj-{i:09d}"
+    if shape == "one-prefix":
+        return f"data/obj-{i:09d}"
+    if shape == "prefixes":
+        return f"p{i % 100:03d}/obj-{i:09d}"
+    if shape == "deep":
+        return f"a{i % 4}/b{i // 4 % 4}/c{i // 16 % 4}/d{i // 64 % 4}/obj-{i:09d}"
+    return f"d{i % 16:02d}/obj-{i:09d}"
+
+
+SHAPES = ("flat", "one-prefix", "prefixes", "deep", "versioned")
+
+
 async def seed(
     svc: Service, bucket: str, count: int, *, size: int = 16, prefixes: int = 16,
-    lanes: int = 128,
+    lanes: int = 128, shape: str | None = None,
 ) -> float:  # fmt: skip
-    """A new bucket of `count` objects of `size` bytes under `prefixes` top-level prefixes,
-    PUT over the signed fast path (aiobotocore's own cost would make seeding a million
-    objects take an hour); returns seconds taken."""
+    """A new bucket of `count` objects of `size` bytes under `prefixes` top-level prefixes
+    (or laid out as `shape`, see shaped_key), PUT over the signed fast path (aiobotocore's
+    own cost would make seeding a million objects take an hour); returns seconds taken."""
     location = endpoint_location(svc.endpoint)
     http = S3Http(Component(0, "GENERIC_S3", location, svc.access_key, svc.secret_key), lanes)
     started = time.perf_counter()
     try:
         await http.request("PUT", bucket)
-        body = b"m" * size
+        if shape == "versioned":
+            body = b'<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>'
+            await http.request("PUT", bucket, query={"versioning": ""}, data=body)
+        data = b"m" * size
         keys = iter(range(count))
 
         async def lane() -> None:
             for i in keys:
-                key = f"d{i % prefixes:02d}/obj-{i:09d}"
-                await http.request("PUT", bucket, key, data=body)
+                if shape is None:
+                    key = f"d{i % prefixes:02d}/obj-{i:09d}"
+                else:
+                    key = shaped_key(shape, i, count)
+                await http.request("PUT", bucket, key, data=data)
 
         await asyncio.gather(*(lane() for _ in range(lanes)))
     finally:
