@@ -88,6 +88,50 @@ async def test_job_prefix_is_split_within_it(admin, s3, bucket, db):
     assert [s[0] for s in shards] == ["logs/a/", "logs/b/", "logs/c/"]
 
 
+# A flat bucket split into key ranges, with what could trip a range's ends: directories
+# named like the probe strings (`k-1`, `k-2`: SeaweedFS skips a directory's contents when
+# asked to start after its name), keys below them, and non-ASCII keys at the end.
+FLAT = [f"k-{i:04d}" for i in range(3200)] + [
+    "k-1/inside",
+    "k-2/a/b",
+    "k-2/a/c",
+    "k-3",
+    "k-",
+    "k-ü",
+    "k-日本",
+    "k-\U0001f600",
+]
+
+
+async def test_a_flat_bucket_is_split_into_key_ranges_and_each_key_seen_once(admin, s3, bucket, db):
+    sizes = [len(k) % 5 for k in FLAT]
+    await put_many(s3, bucket, ((k, b"f" * n) for k, n in zip(FLAT, sizes, strict=True)))
+    job = await admin.wait((await admin.create("METRIC_RECONCILIATION", bucket))["jobId"]["id"])
+    assert job["jobState"] == "COMPLETE", job["message"]
+    assert job["result"]["metrics"]["objectCount"] == len(FLAT)
+    assert job["result"]["metrics"]["bytes"] == sum(sizes)
+    async with db.connect() as conn:
+        ranges = (
+            await conn.execute(
+                text("SELECT cursor, last_key, done FROM job_shards WHERE job_id = :j"
+                     " ORDER BY shard"),
+                {"j": job["jobId"]["id"]},
+            )
+        ).all()  # fmt: skip
+    assert len(ranges) >= 3 and all(done for *_, done in ranges)
+    assert ranges[0][1] is not None and ranges[-1][1] is None  # bounded, then open-ended
+
+    # Copies re-list each range on the workers (partitions with both ends).
+    dst = f"{bucket}-copy"
+    await s3.create_bucket(Bucket=dst)
+    copy = await admin.wait(
+        (await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst))["jobId"]["id"]
+    )
+    assert copy["jobState"] == "COMPLETE", copy["message"]
+    assert copy["jobStats"]["processed"] == len(FLAT)
+    await assert_same_objects(s3, bucket, s3, dst)
+
+
 async def test_delimited_listing_pages_on_past_common_prefixes(store, s3, bucket):
     """The delimited shard's listing, in pages smaller than its prefixes: continuation
     tokens carry it past pages that hold only common prefixes."""

@@ -113,3 +113,67 @@ def test_delimiter_page_keeps_common_prefixes_and_token():
     assert page.truncated and page.token == "tok&1"
     assert parse_page(_v2_body(), versions=False).prefixes == ["p/"]
     assert parse_page(_versions_body(), versions=True).prefixes == []
+
+
+def _layout(order: list[str], extra: str = "") -> str:
+    fields = {
+        "Key": "<Key>{key}</Key>",
+        "ETag": "<ETag>&#34;e{n}&#34;</ETag>",
+        "Size": "<Size>{size}</Size>",
+        "LastModified": "<LastModified>2026-11-29T19:03:25Z</LastModified>",
+        "StorageClass": "<StorageClass>STANDARD</StorageClass>",
+        "Owner": "<Owner><ID>o</ID><DisplayName>d</DisplayName></Owner>",
+    }
+    return "<Contents>" + "".join(fields[f] for f in order) + extra + "</Contents>"
+
+
+def _page(blocks: list[str], tail: str = "") -> bytes:
+    return (
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>'
+        f"<IsTruncated>true</IsTruncated>{''.join(blocks)}{tail}"
+        "<NextContinuationToken>t&amp;1</NextContinuationToken></ListBucketResult>"
+    ).encode()
+
+
+SEAWEED = ["Key", "ETag", "Size", "StorageClass", "LastModified"]
+AWS = ["Key", "LastModified", "ETag", "Size", "Owner", "StorageClass"]
+
+
+def test_fast_v2_scan_gives_what_the_general_scan_gives(monkeypatch):
+    """The fast scan (a pattern learned from the page's first block) against the general
+    one, same pages, same answers: each store's layout, escaped keys, a page whose blocks
+    differ (then the fast scan must step aside), common prefixes, an empty page."""
+    from bucketjobs.storage import lister
+
+    def blocks(layout: list[str], extra_at: int | None = None) -> list[str]:
+        return [
+            _layout(layout, "<ChecksumAlgorithm>CRC32</ChecksumAlgorithm>" if n == extra_at else "")
+            .replace("{key}", escape(k))
+            .replace("{n}", str(n))
+            .replace("{size}", str(n * 3))
+            for n, k in enumerate(KEYS * 3)
+        ]
+
+    pages = {
+        "seaweedfs": _page(blocks(SEAWEED)),
+        "aws": _page(blocks(AWS)),
+        "one block differs": _page(blocks(AWS, extra_at=4)),
+        "common prefixes": _page(
+            blocks(SEAWEED), "<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes>"
+        ),
+        "no size": _page([b.replace("<Size>0</Size>", "") for b in blocks(SEAWEED)]),
+        "empty": _page([]),
+    }
+    used = []
+    real_fast = lister._fast_v2_entries
+    for name, body in pages.items():
+        fast = parse_page(body, versions=False)
+        used.append((name, real_fast(body) is not None))
+        monkeypatch.setattr(lister, "_fast_v2_entries", lambda body: None)
+        general = parse_page(body, versions=False)
+        monkeypatch.setattr(lister, "_fast_v2_entries", real_fast)
+        assert fast == general, name
+    assert dict(used) == {
+        "seaweedfs": True, "aws": True, "one block differs": False,
+        "common prefixes": False, "no size": False, "empty": False,
+    }  # fmt: skip

@@ -286,3 +286,34 @@ def test_no_split_without_prefixes_or_with_too_many_names():
 
 def test_a_single_prefix_is_looked_into():
     assert shards_of("", _page([], ["data/"])) is None
+
+
+def test_key_range_probes_find_where_numbered_and_hashed_keys_differ():
+    from bucketjobs.engine.shards import level_probes, range_probes
+
+    # Page 1 of obj-000000000 … obj-000000999: the positions they share, each "just past".
+    probes = level_probes("data/", "data/obj-000000000", "data/obj-000000999")
+    assert probes[0] == "data/p" and probes[-1] == "data/obj-000001"
+    assert len(probes) == len("obj-000000")
+    # At the level where the keys differ, one probe per character the page uses after the
+    # first key's character there: the subtrees obj-00001…, obj-00002…, and so on.
+    keys = [f"obj-{i:09d}" for i in range(1000)]
+    assert range_probes("", keys, 8)[:3] == ["obj-00001", "obj-00002", "obj-00003"]
+    hashed = ["0a1f", "0b2e", "3c4d", "9f00"]
+    assert range_probes("", hashed, 0) == [
+        f"{c}" for c in sorted(set("0a1fb2e3c4d9")) if c > "0"
+    ]  # fmt: skip
+    assert level_probes("", "z\U0010ffff", "z\U0010ffff") == ["{"]  # no character after U+10FFFF
+
+
+def test_key_ranges_cover_the_listing_once():
+    from bucketjobs.engine.shards import Shard, ranges_from
+
+    first = (Entry("a", None, True, 1, "e", "", False),)
+    shards = ranges_from(Scope("p/"), ["m", "t"], first)
+    assert shards == [
+        Shard(Scope("p/"), None, "m", first),
+        Shard(Scope("p/"), "m", "t"),
+        Shard(Scope("p/"), "t", None),
+    ]
+    assert ranges_from(Scope(""), []) == [Shard(Scope(""))]

@@ -113,6 +113,8 @@ job_shards = Table(
     Column("prefix", Text, nullable=False),
     Column("delimited", Boolean, nullable=False, server_default="false"),
     Column("cursor", Text),  # last key written into one of its partitions
+    # A key range of the listing ends at this key (inclusive); null: the listing's end.
+    Column("last_key", Text),
     Column("done", Boolean, nullable=False, server_default="false"),
 )
 

@@ -22,7 +22,7 @@ from typing import Any
 from bucketjobs.engine import progress, queue
 from bucketjobs.engine.finisher import finish_job
 from bucketjobs.engine.runtime import WorkerRuntime
-from bucketjobs.engine.shards import discover
+from bucketjobs.engine.shards import Shard, discover
 from bucketjobs.engine.step import Step, load_step
 from bucketjobs.ops.base import JobFailed
 from bucketjobs.storage.listing import Entry, OrderError, Scope
@@ -48,17 +48,19 @@ async def plan(
     if job is None or job.state not in progress.ACTIVE or job.enum_done:
         return
     step = await load_step(runtime, job)
+    listed: dict[int, tuple[Entry, ...]] = {}
     try:
         if job.plan is None:
             prepared = await step.op.prepare(step.job)
-            scopes = await _shards(step, bool(prepared.get("versions", True)))
+            shards = await _shards(step, bool(prepared.get("versions", True)))
             async with runtime.db.begin() as conn:
                 if not await progress.set_plan(conn, runtime.clock, job_id, prepared):
                     return
-                await progress.add_shards(conn, job_id, scopes)
+                await progress.add_shards(conn, job_id, shards)
                 job = await progress.load_job(conn, job_id)
             step = await load_step(runtime, job)
-        await _Enumeration(runtime, step, partition_entries).run()
+            listed = {n: shard.listed for n, shard in enumerate(shards) if shard.listed}
+        await _Enumeration(runtime, step, partition_entries, listed).run()
     except (JobFailed, OrderError) as exc:
         await progress.fail_job(runtime.db, runtime.clock, job_id, str(exc))
     except StorageError as exc:
@@ -67,16 +69,18 @@ async def plan(
 
 
 FLUSH_SECONDS = 0.25  # planned partitions are written at most this long after they are cut
-PLAN_LANES = 8  # shards listed at the same time by one planner
+PLAN_LANES = 16  # shards listed at the same time by one planner
 
 
-async def _shards(step: Step, versions: bool) -> list[Scope]:
+async def _shards(step: Step, versions: bool) -> list[Shard]:
     """The job's shards; a re-run of failed keys reads them from the database, unsplit."""
     prefix = step.job.params.prefix
     if step.job.source_job_id is not None:
-        return [Scope(prefix)]
-    lister = step.job.source.lister
-    return await discover(lister, step.job.bucket, versions=versions, prefix=prefix)
+        return [Shard(Scope(prefix))]
+    source = step.job.source
+    return await discover(
+        source.lister, step.job.bucket, versions=versions, prefix=prefix, order=source.order
+    )
 
 
 def _first_error(error: BaseException) -> BaseException:
@@ -89,8 +93,15 @@ class _Enumeration:
     """One planner run over the job's open shards: listed side by side, cut into
     partitions each on its own, written together in batches."""
 
-    def __init__(self, runtime: WorkerRuntime, step: Step, partition_entries: int) -> None:
+    def __init__(
+        self,
+        runtime: WorkerRuntime,
+        step: Step,
+        partition_entries: int,
+        listed: dict[int, tuple[Entry, ...]],
+    ) -> None:
         self.runtime = runtime
+        self.listed = listed  # shards' first entries, read while choosing the shards
         self.step = step
         self.job_id: int = step.job.job_id
         self.op = step.op
@@ -132,7 +143,9 @@ class _Enumeration:
         scope = Scope(shard.prefix, shard.delimited)
         running = replace(self.step.job, scope=scope)
         cursor: str | None = shard.cursor
-        pending: list[Entry] = []  # listed, not yet in a partition
+        pending = list(self.listed.pop(shard.shard, ()))  # listed, not yet in a partition
+        if pending and self.inline:
+            await self.limits.operations(len(pending))
 
         async def add(last_key: str | None, next_key: str | None, part: list[Entry]) -> None:
             nonlocal cursor
@@ -145,7 +158,9 @@ class _Enumeration:
             )
             cursor = last_key
 
-        async for page in self.step.pages(scope, cursor, check_order=True):
+        start = pending[-1].key if pending else cursor
+        pages = self.step.pages(scope, start, shard.last_key, check_order=True)
+        async for page in pages:
             if self.inline:
                 await self.limits.operations(len(page))
             if self.stopped or self.runtime.stopping(self.job_id):
@@ -160,8 +175,8 @@ class _Enumeration:
             due = time.monotonic() - self.flushed_at >= FLUSH_SECONDS
             if self.cut and due and not self.writing.locked():  # else a flush is under way
                 await self.flush()
-        if pending:
-            await add(None, None, pending)
+        if pending:  # the shard's last partition ends where the shard does
+            await add(shard.last_key, None, pending)
         self.finished.add(shard.shard)
 
     async def flush(self) -> bool:

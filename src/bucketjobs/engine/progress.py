@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bucketjobs.clock import Clock
 from bucketjobs.db.models import job_failures, job_partitions, job_shards, jobs
+from bucketjobs.engine.shards import Shard
 from bucketjobs.jobs.model import ACTIVE_STATES, JobState, states_before
 from bucketjobs.ops.base import Delta
 from bucketjobs.storage.listing import Scope
@@ -83,12 +84,19 @@ async def fail_job(db: AsyncEngine, clock: Clock, job_id: int, message: str) -> 
         await finish(conn, clock, job_id, JobState.FAILED, message=message)
 
 
-async def add_shards(conn: AsyncConnection, job_id: int, scopes: list[Scope]) -> None:
+async def add_shards(conn: AsyncConnection, job_id: int, shards: list[Shard]) -> None:
     await conn.execute(
         job_shards.insert(),
         [
-            {"job_id": job_id, "shard": n, "prefix": s.prefix, "delimited": s.delimited}
-            for n, s in enumerate(scopes)
+            {
+                "job_id": job_id,
+                "shard": n,
+                "prefix": s.scope.prefix,
+                "delimited": s.scope.delimited,
+                "cursor": s.start_after,
+                "last_key": s.last_key,
+            }
+            for n, s in enumerate(shards)
         ],
     )
 

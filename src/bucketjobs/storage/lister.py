@@ -11,6 +11,7 @@ and cannot list versions, so it cannot be the source of truth for exact work.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import re
 from dataclasses import dataclass, field
@@ -94,12 +95,64 @@ def _entry(fields: dict[bytes, bytes], kind: bytes, versions: bool) -> Entry:
     )
 
 
+_FIRST_CONTENTS = re.compile(rb"<Contents>(.*?)</Contents>", re.S)
+_LEAF = re.compile(rb"<([A-Za-z]+)>[^<]*</\1>")
+_WANTED = (b"Key", b"ETag", b"Size", b"LastModified")
+
+
+@functools.lru_cache(maxsize=8)
+def _contents_pattern(skeleton: bytes) -> tuple[re.Pattern[bytes], tuple[int, ...]] | None:
+    """A pattern matching a whole `<Contents>` block laid out as `skeleton` (the first
+    block's tags, texts removed), capturing the wanted fields; with where each one is
+    among the captures. None if the layout lacks one of them."""
+    order: list[bytes] = []
+
+    def leaf(match: re.Match[bytes]) -> bytes:
+        tag = match.group(1)
+        if tag in _WANTED and tag not in order:
+            order.append(tag)
+            return b"<" + tag + b">([^<]*)</" + tag + b">"
+        return b"<" + tag + b">[^<]*</" + tag + b">"
+
+    pattern = _LEAF.sub(leaf, re.escape(skeleton).replace(b"\\", b""))
+    if len(order) != len(_WANTED):
+        return None
+    return re.compile(b"<Contents>" + pattern + b"</Contents>"), tuple(
+        order.index(tag) for tag in _WANTED
+    )
+
+
+def _fast_v2_entries(body: bytes) -> list[Entry] | None:
+    """A ListObjectsV2 page's entries in one C-level scan, when every `<Contents>` block
+    is laid out like the first (a store writes them all alike: SeaweedFS and AWS in two
+    different orders). None when they are not, or the page has common prefixes: the
+    general scan then reads it. 3-4x cheaper per entry than the general scan."""
+    first = _FIRST_CONTENTS.search(body)
+    if first is None or b"<CommonPrefixes>" in body:
+        return None
+    learned = _contents_pattern(_LEAF.sub(rb"<\1></\1>", first.group(1)))
+    if learned is None:
+        return None
+    pattern, (k, e, s, m) = learned
+    found = pattern.findall(body)
+    if len(found) != body.count(b"<Contents>"):
+        return None
+    return [
+        Entry(_text(f[k]), None, True, int(f[s] or 0), _etag(f[e]), f[m].decode(), False)
+        for f in found
+    ]
+
+
 def parse_page(body: bytes, *, versions: bool) -> Page:
     """ListObjectsV2 / ListVersionsResult XML → entries, in document order.
 
     A regular expression instead of an XML tree: building ElementTree elements for a page
     of 1,000 keys costs ~7 ms against ~1.5 ms for this single scan (docs/PERFORMANCE.md).
     """
+    if not versions:
+        fast = _fast_v2_entries(body)
+        if fast is not None:
+            return _v2_page(body, fast)
     entries: list[Entry] = []
     prefixes: list[str] = []
     top: dict[bytes, bytes] = {}
@@ -180,3 +233,21 @@ class S3Lister:
             query["prefix"] = prefix
         _, _, body = await self.http.request("GET", bucket, query=query)
         return parse_page(body, versions=versions)
+
+
+_TRUNCATED = re.compile(rb"<IsTruncated>([^<]*)</IsTruncated>")
+_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+
+
+def _v2_page(body: bytes, entries: list[Entry]) -> Page:
+    """The page around entries read by the fast scan (no common prefixes on it)."""
+    truncated = _TRUNCATED.search(body)
+    token = _TOKEN.search(body, body.rfind(b"</Contents>") + 1)
+    return Page(
+        entries,
+        truncated is not None and truncated.group(1) == b"true",
+        entries[-1].key if entries else None,
+        None,
+        [],
+        _text(token.group(1)) if token else None,
+    )
