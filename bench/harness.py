@@ -196,7 +196,7 @@ async def seed(
     try:
         await http.request("PUT", bucket)
         if shape == "versioned":
-            body = b'<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>'
+            body = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
             await http.request("PUT", bucket, query={"versioning": ""}, data=body)
         data = b"m" * size
         keys = iter(range(count))
