@@ -143,3 +143,25 @@ def test_a_huge_unauthenticated_body_is_not_read(guarded, path):
     assert grown < 40 * 1024, f"API grew {grown} KiB after {sent} MiB sent; answer {answer!r}"
     assert answer == b"" or answer.split(b" ")[1] in (b"401", b"405", b"413")
     assert "Traceback" not in api.log.read_text()
+
+
+def test_an_answer_before_the_body_reaches_the_client_intact(guarded):
+    """A body declared too large is answered 413 before the client has sent it; the server
+    then takes the rest in and throws it away (a lingering close), so the client reads the
+    413, not a reset, and no later byte of the body is taken for a new request."""
+    url, api = guarded
+    size = 3 << 20  # over the 1 MiB body limit
+    sock = socket.create_connection(("127.0.0.1", _port(url)), timeout=10)
+    sock.sendall(f"POST /ui/auth/realms/vsp-object/protocol/openid-connect/token HTTP/1.1\r\n"
+                 f"Host: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                 f"Content-Length: {size}\r\n\r\n".encode())  # fmt: skip
+    time.sleep(0.3)  # the answer is out before the body
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"a" * (size - 32))
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert answer.count(b"HTTP/1.1") == 1, "bytes of the body were read as another request"
+    _answered_at_once(url)
+    assert "Traceback" not in api.log.read_text()

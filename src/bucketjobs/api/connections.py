@@ -11,7 +11,13 @@ protocol with four rules added — no other part of request handling is touched:
 - one client address holds at most `per_address` connections; more are refused at once;
 - at most `total` connections are open; at the cap, the oldest connection still waiting
   for headers is closed to admit the new one, so a flood of slow clients cannot keep a real
-  client (who sends its headers at once) out.
+  client (who sends its headers at once) out;
+- an answer sent before its request's body was read (413 for a body declared too large,
+  401 before reading it) is followed by a *lingering close*: the rest of the body is read
+  and thrown away for at most LINGER_SECONDS, then the connection closes. Closing at once
+  would make the kernel reset the connection over the unread bytes, and the client would
+  see a reset instead of the answer; going on as keep-alive would read a body of any
+  declared size, for as long as the client dribbles it.
 
 Written by hand, small, on purpose: uvicorn has no such settings, and a subclass keeps the
 rest of the server stack the one every other benchmark here measures. Moving to another ASGI
@@ -27,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+LINGER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._address = ""
         self._deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
+        self._lingering = False
 
     # -- connection ----------------------------------------------------------------------
 
@@ -108,6 +117,25 @@ class GuardedProtocol(HttpToolsProtocol):
             del book.by_address[self._address]
         super().connection_lost(exc)
 
+    # -- answered before the body was read -------------------------------------------------
+
+    def on_response_complete(self) -> None:
+        unread = self.cycle is not None and self.cycle.more_body
+        super().on_response_complete()
+        if unread and not self.transport.is_closing():
+            self._linger()
+
+    def _linger(self) -> None:
+        self._lingering = True
+        self._headers_done()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the answer is all there is: the client sees its end
+        self.loop.call_later(LINGER_SECONDS, self._end_linger)
+
+    def _end_linger(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
     # -- headers -------------------------------------------------------------------------
 
     def _await_headers(self) -> None:
@@ -129,6 +157,8 @@ class GuardedProtocol(HttpToolsProtocol):
             self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a body answered already: thrown away
         if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._await_headers()  # a new request on a kept-alive connection
         pending = self._deadline is not None

@@ -8,6 +8,7 @@ live workers (from procrastinate's heartbeats), so N workers together stay at th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from types import TracebackType
 
@@ -19,12 +20,12 @@ class TokenBucket:
         self.rate = rate
         self._next = time.monotonic()
 
-    async def take(self, count: int) -> None:
+    def book(self, count: int) -> float:
+        """Book `count` operations; returns how long to wait before starting them."""
         now = time.monotonic()
         start = max(self._next, now)
         self._next = start + count / self.rate
-        if start > now:
-            await asyncio.sleep(start - now)
+        return start - now
 
 
 class _Slot:
@@ -67,6 +68,7 @@ class JobLimits:
         self._bucket = TokenBucket(rate) if rate else None
         self.in_flight: set[asyncio.Task[object]] = set()
         self.stopped = False
+        self._stop = asyncio.Event()  # wakes whatever waits for its turn under the rate
 
     def slot(self) -> _Slot:
         """Hold one of the job's in-flight request slots for one object operation."""
@@ -77,19 +79,25 @@ class JobLimits:
         return self.semaphore if self.semaphore is not None else _NO_LIMIT
 
     async def operations(self, count: int) -> None:
-        """Wait until `count` object operations fit under the job's rate."""
-        if self._bucket is not None and count > 0:
-            await self._bucket.take(count)
+        """Wait until `count` object operations fit under the job's rate, or the job is
+        cancelled (a lane may have booked seconds ahead; its caller then sees the stop)."""
+        if self._bucket is None or count <= 0:
+            return
+        wait = self._bucket.book(count)
+        if wait > 0 and not self.stopped:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), wait)
 
     def stop(self) -> None:
         """The job was cancelled: no object operation starts from now on, not even one that
-        was waiting for a slot."""
+        was waiting for a slot or for its turn under the rate."""
         self.stopped = True
+        self._stop.set()
 
     def abort(self) -> int:
         """End the object operations still in flight (the job was cancelled a grace period
         ago): their requests are dropped. Returns how many."""
-        self.stopped = True
+        self.stop()
         for task in list(self.in_flight):
             task.cancel()
         return len(self.in_flight)
