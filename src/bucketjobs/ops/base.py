@@ -88,6 +88,8 @@ class RunningJob:
     scope: Scope = field(default_factory=Scope)
     # One of the job's in-flight request slots (`maxConcurrency`), held by every object
     # operation: a cancel aborts the operations that still hold one after a grace period.
+    # Hold it in a task of the op's own (a lane), as BATCH_REPLICATE does: the abort then
+    # ends that lane, and `act` still returns the Delta of what finished.
     slot: Callable[[], AbstractAsyncContextManager[Any]] = nullcontext
     # True once the job is cancelled: an op starts no further object operation, and returns
     # the Delta of those it finished (the engine commits it, so a cut-short page counts).
