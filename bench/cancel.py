@@ -26,17 +26,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Service, seed, service
+from harness import Service, seed, service, store_http
 
-from bucketjobs.storage.components import Component, endpoint_location
 from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.lister import S3Lister
 
 _names = itertools.count(1)
-
-
-def _http(endpoint: str, access: str, secret: str) -> S3Http:
-    return S3Http(Component(0, "GENERIC_S3", endpoint_location(endpoint), access, secret), 8)
 
 
 async def count(lister: S3Lister, bucket: str) -> int:
@@ -108,7 +103,7 @@ async def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with service(workers=args.workers) as svc:
-        http = _http(svc.endpoint, svc.access_key, svc.secret_key)
+        http = store_http(svc)
         try:
             await seed(svc, "cancel-src", args.objects, size=args.size)
             rows = []

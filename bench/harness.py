@@ -165,6 +165,12 @@ async def timed(call: Any, repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
+def store_http(svc: Service | Remote, lanes: int = 8) -> S3Http:
+    """The product's signed fast path to the bench's store, for seeding and watching it."""
+    location = endpoint_location(svc.endpoint)
+    return S3Http(Component(0, "GENERIC_S3", location, svc.access_key, svc.secret_key), lanes)
+
+
 def shaped_key(shape: str, i: int, count: int) -> str:
     """Key `i` of a bucket of `count` objects laid out as `shape` (bench --shape):
     `flat` (no `/`), `one-prefix` (all under `data/`), `prefixes` (~100 top-level
@@ -190,8 +196,7 @@ async def seed(
     """A new bucket of `count` objects of `size` bytes under `prefixes` top-level prefixes
     (or laid out as `shape`, see shaped_key), PUT over the signed fast path (aiobotocore's
     own cost would make seeding a million objects take an hour); returns seconds taken."""
-    location = endpoint_location(svc.endpoint)
-    http = S3Http(Component(0, "GENERIC_S3", location, svc.access_key, svc.secret_key), lanes)
+    http = store_http(svc, lanes)
     started = time.perf_counter()
     try:
         await http.request("PUT", bucket)

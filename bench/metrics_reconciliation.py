@@ -24,10 +24,8 @@ import obstore
 from obstore.store import S3Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import SHAPES, RssSampler, Service, run_job, seed, service, timed, tool
+from harness import SHAPES, RssSampler, Service, run_job, seed, service, store_http, timed, tool
 
-from bucketjobs.storage.components import Component, endpoint_location
-from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.lister import S3Lister
 
 
@@ -53,8 +51,7 @@ def list_s5cmd(svc: Service, bucket: str) -> int:
 async def list_versions_raw(svc: Service, bucket: str) -> int:
     """The fastest raw version listing we have: our own lean client, one page at a time
     (obstore and s5cmd cannot list versions; aiobotocore is ten times slower)."""
-    location = endpoint_location(svc.endpoint)
-    http = S3Http(Component(0, "GENERIC_S3", location, svc.access_key, svc.secret_key), 4)
+    http = store_http(svc, 4)
     lister, count = S3Lister(http), 0
     key: str | None = None
     version: str | None = None

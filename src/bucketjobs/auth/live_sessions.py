@@ -18,17 +18,12 @@ forget them at once, before they answer.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable
 
-import psycopg
-
 from bucketjobs.auth.tokens import Session
 from bucketjobs.auth.users import User
-
-log = logging.getLogger(__name__)
+from bucketjobs.db.notifications import follow
 
 CHANNEL = "bucketjobs_sessions"
 
@@ -78,22 +73,20 @@ class LiveSessions:
 
     async def listen(self, conninfo: str) -> None:
         """Follow the channel until cancelled, reconnecting when the database goes away."""
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self.forget_all()  # whatever changed while away
-                    self.listening = True
-                    async for note in conn.notifies():
-                        try:
-                            self.forget_user(int(note.payload))
-                        except ValueError:
-                            self.forget_all()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("session listener lost its connection: %s", exc)
-            finally:
-                self.listening = False
-                self.forget_all()
-            await asyncio.sleep(1)
+        await follow(
+            conninfo, CHANNEL, self._changed, on_connected=self._connected, on_lost=self._lost
+        )
+
+    def _changed(self, payload: str) -> None:
+        try:
+            self.forget_user(int(payload))
+        except ValueError:
+            self.forget_all()
+
+    async def _connected(self) -> None:
+        self.forget_all()  # whatever changed while away
+        self.listening = True
+
+    def _lost(self) -> None:
+        self.listening = False
+        self.forget_all()

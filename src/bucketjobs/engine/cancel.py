@@ -9,12 +9,13 @@ requests. A poll of the running jobs' states every second covers a missed notifi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
-import psycopg
 from sqlalchemy import select
 
 from bucketjobs.db.models import jobs
+from bucketjobs.db.notifications import follow
 from bucketjobs.engine.progress import ACTIVE
 from bucketjobs.engine.queue import CANCEL_CHANNEL
 from bucketjobs.engine.runtime import WorkerRuntime
@@ -23,21 +24,13 @@ log = logging.getLogger(__name__)
 
 
 async def listen_for_cancels(runtime: WorkerRuntime, conninfo: str) -> None:
-    while True:
-        try:
-            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
-                await _sweep(runtime)  # catch up on anything cancelled while we were away
-                async for note in conn.notifies():
-                    try:
-                        runtime.cancel_local(int(note.payload))
-                    except ValueError:
-                        continue
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # database away: retry, the poll below still runs
-            log.warning("cancel listener lost its connection: %s", exc)
-            await asyncio.sleep(1)
+    def cancelled(payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            runtime.cancel_local(int(payload))
+
+    # On each (re)connection, catch up on anything cancelled while we were away; the poll
+    # below covers the time in between.
+    await follow(conninfo, CANCEL_CHANNEL, cancelled, on_connected=lambda: _sweep(runtime))
 
 
 async def _sweep(runtime: WorkerRuntime) -> None:

@@ -114,7 +114,7 @@ def _contents_pattern(skeleton: bytes) -> tuple[re.Pattern[bytes], tuple[int, ..
             return b"<" + tag + b">([^<]*)</" + tag + b">"
         return b"<" + tag + b">[^<]*</" + tag + b">"
 
-    pattern = _LEAF.sub(leaf, re.escape(skeleton).replace(b"\\", b""))
+    pattern = _LEAF.sub(leaf, re.escape(skeleton))  # re.escape leaves tags as they are
     if len(order) != len(_WANTED):
         return None
     return re.compile(b"<Contents>" + pattern + b"</Contents>"), tuple(
