@@ -104,7 +104,8 @@ async def test_bad_bodies_are_400_and_create_nothing(admin):
         *({"storageType": "GENERIC_S3",
            "storageComponentConfig": {"label": "x", "host": host, "accessKey": "a",
                                       "secretKey": "s"}}
-          for host in ("h\x00", "http://h", "h/path", "h:9000", "h h", "[::1", "é.example")),
+          for host in ("h\x00", "http://h", "h/path", "h:9000", "h h", "[::1", "é.example",
+                       ".staging-", "a..b", "-a.b", "a-.b", "x" * 64 + ".b")),
         *({"storageType": "GENERIC_S3",
            "storageComponentConfig": {"label": "x", "host": "h", "uriScheme": "https",
                                       "accessKey": "a", "secretKey": "s", "caCertificate": ca}}

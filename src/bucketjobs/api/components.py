@@ -42,6 +42,11 @@ StorageType = Literal["GENERIC_S3", "AMAZON_S3", "HCP_S3"]
 SECRET_FIELDS = ("accessKey", "secretKey")
 
 
+# RFC 1123 host names: labels of 1-63 letters, digits, hyphens (not at either end) and
+# underscores (seen in internal names), dot-separated, an optional final dot.
+_DNS_NAME = re.compile(r"(?:(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.?")
+
+
 class ComponentConfig(BaseModel):
     """`storageComponentConfig`. Timeouts are in seconds."""
 
@@ -65,13 +70,16 @@ class ComponentConfig(BaseModel):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        if re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+        if _DNS_NAME.fullmatch(value):
             return value
         bracketed = value.startswith("[") and value.endswith("]")
         try:
             ipaddress.IPv6Address(value[1:-1] if bracketed else value)
         except ValueError:
-            raise ValueError("must be a host name or an IP address, not a URL") from None
+            raise ValueError(
+                "must be a host name (dot-separated labels of 1-63 letters, digits,"
+                " hyphens) or an IP address, not a URL"
+            ) from None
         return value
 
 

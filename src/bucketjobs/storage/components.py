@@ -55,7 +55,7 @@ def detect_listing_order(endpoint: str, ca_pem: str | None = None) -> str:
     verify: ssl.SSLContext | bool = tls_context(ca_pem) if Endpoint.parse(endpoint).tls else False
     try:
         server = httpx.get(endpoint, timeout=5, verify=verify).headers.get("server", "")
-    except httpx.HTTPError:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError):  # ValueError: IDNA refusals
         server = ""
     return "hierarchical" if server.lower().startswith("seaweedfs") else "lexicographic"
 
