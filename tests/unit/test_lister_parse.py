@@ -162,6 +162,17 @@ def test_fast_v2_scan_gives_what_the_general_scan_gives(monkeypatch):
             blocks(SEAWEED), "<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes>"
         ),
         "no size": _page([b.replace("<Size>0</Size>", "") for b in blocks(SEAWEED)]),
+        "etag quotes": _page(
+            [  # quoted, escaped two ways, or bare; multipart ETags end in -N
+                b.replace("&#34;</ETag>", "-3&#34;</ETag>" if n % 2 else "&#34;</ETag>").replace(
+                    "&#34;", ("&#34;", "&quot;", '"', "")[n % 4]
+                )
+                for n, b in enumerate(blocks(AWS))
+            ]
+        ),
+        "an etag of other text": _page(
+            [b.replace("&#34;e5", "&#34;e&amp;5") for b in blocks(SEAWEED)]
+        ),
         "empty": _page([]),
     }
     used = []
@@ -175,5 +186,6 @@ def test_fast_v2_scan_gives_what_the_general_scan_gives(monkeypatch):
         assert fast == general, name
     assert dict(used) == {
         "seaweedfs": True, "aws": True, "one block differs": False,
-        "common prefixes": False, "no size": False, "empty": False,
+        "common prefixes": False, "no size": False, "empty": False, "etag quotes": True,
+        "an etag of other text": False,
     }  # fmt: skip
