@@ -157,3 +157,23 @@ async def test_delimited_listing_pages_on_past_common_prefixes(store, s3, bucket
     assert entries == top
     assert prefixes == [f"p{n}/" for n in range(5)]
     assert pages >= 4
+
+
+async def test_numbered_keys_whose_first_page_ends_a_subtree_list_it_once(admin, s3, bucket, db):
+    """`n-000000` … `n-002999`: the first page ends one key before the `n-001…` subtree,
+    whose first key is the first shard's bound. The probe for the key after the page finds
+    it, so the first shard is whole without listing again (one partition of 1,001 entries),
+    and every key is still counted once."""
+    keys = [f"n-{i:06d}" for i in range(3000)]
+    await put_many(s3, bucket, ((k, b"n" * (i % 3)) for i, k in enumerate(keys)))
+    job = await admin.wait((await admin.create("METRIC_RECONCILIATION", bucket))["jobId"]["id"])
+    assert job["jobState"] == "COMPLETE", job["message"]
+    assert job["result"]["metrics"]["objectCount"] == 3000
+    assert job["result"]["metrics"]["bytes"] == sum(i % 3 for i in range(3000))
+    async with db.connect() as conn:
+        query = text(
+            "SELECT s.last_key, p.last_key, p.entries FROM job_shards s, job_partitions p"
+            " WHERE s.job_id = :j AND p.job_id = :j AND s.shard = 0 AND p.start_after IS NULL"
+        )
+        first = (await conn.execute(query, {"j": job["jobId"]["id"]})).all()
+    assert [tuple(row) for row in first] == [("n-001000", "n-001000", 1001)]

@@ -26,27 +26,24 @@ async def _partial_sums(conn: Any, job_id: int) -> dict[str, int]:
 
 
 async def finish_job(runtime: WorkerRuntime, job_id: int) -> None:
-    async with runtime.db.connect() as conn:
-        row = await progress.load_job(conn, job_id)
-        if row is None or row.state not in progress.ACTIVE:
-            return
-        totals = await _partial_sums(conn, job_id)
-    step = await load_step(runtime, row)
-    try:
-        completion = await step.op.finish(step.job, totals)
-    except (StorageError, JobFailed) as exc:
-        await progress.fail_job(runtime.db, runtime.clock, job_id, str(exc))
-        return
-
-    clock = runtime.clock
+    """Sum the partials, let the op finish, commit its effect and the job's end: one
+    transaction, so a crash anywhere in it leaves the job to finish again."""
     try:
         async with runtime.db.begin() as conn:
+            row = await progress.load_job(conn, job_id)
+            if row is None or row.state not in progress.ACTIVE:
+                return
+            step = await load_step(runtime, row)
+            clock = runtime.clock
             if progress.threshold_crossed(row, step.job.params.failure_threshold, final=True):
                 message = f"{row.failed} objects failed, more than the failureThreshold"
                 await progress.finish(conn, clock, job_id, JobState.FAILED, message=message)
                 return
+            completion = await step.op.finish(step.job, await _partial_sums(conn, job_id))
             result = await completion.commit(conn, step.job, clock.now())
             if not await progress.finish(conn, clock, job_id, JobState.COMPLETE, result=result):
                 raise progress.JobEnded(job_id)  # cancelled meanwhile: the effect rolls back
+    except (StorageError, JobFailed) as exc:
+        await progress.fail_job(runtime.db, runtime.clock, job_id, str(exc))
     except progress.JobEnded:
         return

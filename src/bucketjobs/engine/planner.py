@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -49,18 +50,19 @@ async def plan(
         return
     step = await load_step(runtime, job)
     listed: dict[int, tuple[Entry, ...]] = {}
+    open_shards = None
     try:
         if job.plan is None:
-            prepared = await step.op.prepare(step.job)
-            shards = await _shards(step, bool(prepared.get("versions", True)))
+            prepared, shards = await _prepare_and_discover(step)
             async with runtime.db.begin() as conn:
-                if not await progress.set_plan(conn, runtime.clock, job_id, prepared):
+                job = await progress.set_plan(conn, runtime.clock, job_id, prepared)
+                if job is None:
                     return
                 await progress.add_shards(conn, job_id, shards)
-                job = await progress.load_job(conn, job_id)
+                open_shards = await progress.open_shards(conn, job_id)
             step = await load_step(runtime, job)
             listed = {n: shard.listed for n, shard in enumerate(shards) if shard.listed}
-        await _Enumeration(runtime, step, partition_entries, listed).run()
+        await _Enumeration(runtime, step, partition_entries, listed).run(open_shards)
     except (JobFailed, OrderError) as exc:
         await progress.fail_job(runtime.db, runtime.clock, job_id, str(exc))
     except StorageError as exc:
@@ -72,6 +74,31 @@ FLUSH_SECONDS = 0.25  # planned partitions are written at most this long after t
 PLAN_LANES = 16  # shards listed at the same time by one planner
 
 
+async def _prepare_and_discover(step: Step) -> tuple[dict[str, Any], list[Shard]]:
+    """The op's plan and the job's shards. Shards are chosen for a plain listing while the
+    op prepares, as most buckets are listed without versions; the choice is made again if
+    the plan says to list versions."""
+    guess = asyncio.create_task(_shards(step, versions=False))
+    try:
+        prepared = await step.op.prepare(step.job)
+    except BaseException:
+        await _discard(guess)
+        raise
+    if not prepared.get("versions", True):
+        return prepared, await guess
+    await _discard(guess)
+    return prepared, await _shards(step, versions=True)
+
+
+async def _discard(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait for it to end, whatever it ends with (this task's own
+    cancellation still propagates)."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved: its failure is moot
+
+
 async def _shards(step: Step, versions: bool) -> list[Shard]:
     """The job's shards; a re-run of failed keys reads them from the database, unsplit."""
     prefix = step.job.params.prefix
@@ -81,6 +108,11 @@ async def _shards(step: Step, versions: bool) -> list[Shard]:
     return await discover(
         source.lister, step.job.bucket, versions=versions, prefix=prefix, order=source.order
     )
+
+
+async def _no_pages() -> AsyncIterator[list[Entry]]:
+    return
+    yield
 
 
 def _first_error(error: BaseException) -> BaseException:
@@ -114,10 +146,13 @@ class _Enumeration:
         self.flushed_at = 0.0
         self.writing = asyncio.Lock()
         self.stopped = False
+        self.complete = False  # enumerated, and every partition done
 
-    async def run(self) -> None:
-        async with self.runtime.db.connect() as conn:
-            shards = await progress.open_shards(conn, self.job_id)
+    async def run(self, shards: list[Any] | None = None) -> None:
+        """List the job's open shards (read here unless the caller just wrote them)."""
+        if shards is None:
+            async with self.runtime.db.connect() as conn:
+                shards = await progress.open_shards(conn, self.job_id)
         remaining = iter(shards)
         lanes = min(PLAN_LANES, self.step.job.params.max_concurrency or PLAN_LANES)
 
@@ -134,9 +169,10 @@ class _Enumeration:
         except BaseExceptionGroup as errors:
             raise _first_error(errors) from None
         # Written even when the job was cancelled: partitions acted on inline count.
-        if not await self.flush() or self.stopped:
-            return
-        await self._enumerated()
+        if await self.flush(last=True) and self.complete and self.inline:
+            # Every partition is done here and now: finish without a round trip through the
+            # queue (a crash before the end leaves it to the recovery sweep).
+            await finish_job(self.runtime, self.job_id)
 
     async def _shard(self, shard: Any) -> None:
         """Cut one shard's listing into partitions, acting on them when inline."""
@@ -159,7 +195,10 @@ class _Enumeration:
             cursor = last_key
 
         start = pending[-1].key if pending else cursor
-        pages = self.step.pages(scope, start, shard.last_key, check_order=True)
+        if start is not None and start == shard.last_key and not self.step.versions:
+            pages = _no_pages()  # one entry per key: the shard's last key is listed already
+        else:
+            pages = self.step.pages(scope, start, shard.last_key, check_order=True)
         async for page in pages:
             if self.inline:
                 await self.limits.operations(len(page))
@@ -179,26 +218,35 @@ class _Enumeration:
             await add(shard.last_key, None, pending)
         self.finished.add(shard.shard)
 
-    async def flush(self) -> bool:
+    async def flush(self, last: bool = False) -> bool:
         """Write the cut partitions (done, or with their tasks) and finished shards in one
         transaction; False (and every lane stops) if the job has ended or been cancelled.
+        The `last` flush, after every lane ended, also marks the enumeration done (unless
+        the job was cancelled) and sets `complete` when no partition is left to run.
 
         A cancelled job still takes what was cut: the partitions acted on inline are work
         done, and its counters must show it."""
         async with self.writing:
             cut, finished = list(self.cut), set(self.finished)  # lanes go on cutting meanwhile
-            if not cut and not finished:
+            if not cut and not finished and not last:
                 return not self.stopped
             runtime, job_id = self.runtime, self.job_id
+            enumerated = last and not self.stopped
             async with runtime.db.begin() as conn:
-                state = await progress.add_partitions(
-                    conn, runtime.clock, job_id, self.seq, cut, finished, runtime.worker_name
-                )
-                active = state in progress.ACTIVE
+                after = await progress.add_partitions(
+                    conn, runtime.clock, job_id, self.seq, cut, finished, runtime.worker_name,
+                    enumerated=enumerated,
+                )  # fmt: skip
+                active = after is not None and after.state in progress.ACTIVE
                 if active and not self.inline:
                     seqs = range(self.seq, self.seq + len(cut))
                     await queue.enqueue_partitions(conn, job_id, seqs)
-            if state is not None:
+                self.complete = (
+                    active and enumerated and after.partitions_done == after.partitions_planned
+                )
+                if self.complete and not self.inline:
+                    await queue.enqueue_finish(conn, job_id)
+            if after is not None:
                 del self.cut[: len(cut)]
                 self.finished -= finished
                 self.seq += len(cut)
@@ -206,15 +254,3 @@ class _Enumeration:
             if not active:
                 self.stopped = True
             return active
-
-    async def _enumerated(self) -> None:
-        runtime, job_id = self.runtime, self.job_id
-        async with runtime.db.begin() as conn:
-            after = await progress.mark_enumerated(conn, runtime.clock, job_id)
-            finished = after is not None and after.partitions_done == after.partitions_planned
-            if finished and not self.inline:
-                await queue.enqueue_finish(conn, job_id)
-        if finished and self.inline:
-            # Every partition is done here and now: finish without a round trip through the
-            # queue (a crash before the end leaves it to the recovery sweep).
-            await finish_job(runtime, job_id)

@@ -115,11 +115,14 @@ async def add_partitions(
     parts: list[Planned],
     finished: set[int],
     worker: str,
-) -> str | None:
+    *,
+    enumerated: bool = False,
+) -> Any:
     """Record planned partitions (done ones with their counters), move their shards'
-    cursors past them and mark the `finished` shards done; returns the job's state after,
-    None if the job has ended meanwhile. `first_seq` must be the job's partition count:
-    one planner writes at a time.
+    cursors past them, mark the `finished` shards done and, when `enumerated`, the
+    enumeration; returns the job's state and partition counts after, None if the job has
+    ended meanwhile. `first_seq` must be the job's partition count: one planner writes at
+    a time.
 
     A CANCELLED job still takes the partitions its planner acted on before it heard of the
     cancel (the state it returns says so); a COMPLETE or FAILED one takes nothing."""
@@ -132,6 +135,7 @@ async def add_partitions(
         )
         .values(
             partitions_planned=first_seq + len(parts),
+            enum_done=case((jobs.c.state.in_(ACTIVE), enumerated), else_=False) | jobs.c.enum_done,
             partitions_done=jobs.c.partitions_done + len(done),
             total=jobs.c.total + sum(p.selected for p in parts),
             processed=jobs.c.processed + sum(d.processed for d in done),
@@ -144,10 +148,10 @@ async def add_partitions(
                 else_=jobs.c.state,
             ),
         )
-        .returning(jobs.c.state)
+        .returning(jobs.c.state, jobs.c.partitions_done, jobs.c.partitions_planned)
     )
-    state = moved.scalar()
-    if state is None:
+    after = moved.first()
+    if after is None:
         return None
     cursors = {p.shard: p.last_key for p in parts}
     if cursors or finished:
@@ -177,7 +181,7 @@ async def add_partitions(
                 for n, p in enumerate(parts)
             ],
         )
-    return str(state)
+    return after
 
 
 async def commit_partition(
@@ -242,24 +246,14 @@ def threshold_crossed(row: Any, threshold: float, *, final: bool) -> bool:
     return int(row.failed) * 100 > threshold * attempted
 
 
-async def set_plan(conn: AsyncConnection, clock: Clock, job_id: int, plan: dict[str, Any]) -> bool:
-    """Store what preparation found; False if the job has ended meanwhile (or another
-    planner prepared it first)."""
-    result = await conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE), jobs.c.plan.is_(None))
-        .values(plan=plan, updated_at=clock.now())
-    )
-    return bool(result.rowcount)
-
-
-async def mark_enumerated(conn: AsyncConnection, clock: Clock, job_id: int) -> Any:
-    """Enumeration ended; returns the job row after, or None if the job has ended."""
+async def set_plan(conn: AsyncConnection, clock: Clock, job_id: int, plan: dict[str, Any]) -> Any:
+    """Store what preparation found; returns the job row after, or None if the job has
+    ended meanwhile (or another planner prepared it first)."""
     return (
         await conn.execute(
             update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE))
-            .values(enum_done=True, updated_at=clock.now())
+            .where(jobs.c.id == job_id, jobs.c.state.in_(ACTIVE), jobs.c.plan.is_(None))
+            .values(plan=plan, updated_at=clock.now())
             .returning(jobs)
         )
     ).first()

@@ -106,7 +106,8 @@ def range_probes(prefix: str, keys: list[str], level: int) -> list[str]:
 
 def ranges_from(scope: Scope, bounds: list[str], listed: tuple[Entry, ...] = ()) -> list[Shard]:
     """Shards of `scope` split after each of `bounds` (sorted, distinct keys, after every
-    key of `listed`, the listing's first entries, which go to the first shard)."""
+    key but the last of `listed`, the listing's first entries, which go to the first
+    shard; a `listed` that ends on the first bound is that shard whole)."""
     starts = [None, *bounds]
     ends: list[str | None] = [*bounds, None]
     shards = [Shard(scope, start, end) for start, end in zip(starts, ends, strict=True)]
@@ -140,20 +141,28 @@ async def _key_ranges(
     """Split the flat listing of `prefix`, whose first page was `first`, into key ranges."""
     keys = [e.key for e in first]
 
-    async def first_after(after: str) -> str | None:
+    async def first_after(after: str) -> Entry | None:
         call = functools.partial(
             lister.page, bucket, versions=False, prefix=prefix, after=after, max_keys=1
         )
         page = await with_retries(call)
-        return page.entries[0].key if page.entries else None
+        return page.entries[0] if page.entries else None
 
     probes = level_probes(prefix, keys[0], keys[-1])
     found = await asyncio.gather(*(first_after(p) for p in probes))
-    level = next((len(prefix) + n for n, key in enumerate(found) if key is not None), None)
+    level = next((len(prefix) + n for n, entry in enumerate(found) if entry is not None), None)
     if level is None:  # every key shares the page's common prefix: they differ after it
         level = len(common_prefix(keys[0], keys[-1]))
-    bounds = await asyncio.gather(*(first_after(p) for p in range_probes(prefix, keys, level)))
+    # With the bounds, the first key after the page: when it is the first bound (numbered
+    # keys whose first page ends where a subtree does), the first shard is listed already.
+    *bounds, following = await asyncio.gather(
+        *(first_after(p) for p in range_probes(prefix, keys, level)), first_after(keys[-1])
+    )
     ordered = sort_key(order)
     listed_to = ordered(keys[-1])  # the first page is the first shard's beginning
-    distinct = sorted({k for k in bounds if k is not None and ordered(k) > listed_to}, key=ordered)
-    return ranges_from(Scope(prefix), distinct, tuple(first))
+    found_keys = {e.key for e in bounds if e is not None and ordered(e.key) > listed_to}
+    distinct = sorted(found_keys, key=ordered)
+    listed = tuple(first)
+    if following is not None and distinct and following.key == distinct[0]:
+        listed += (following,)
+    return ranges_from(Scope(prefix), distinct, listed)

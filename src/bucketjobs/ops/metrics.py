@@ -1,14 +1,16 @@
 """METRIC_RECONCILIATION: recount a bucket's usage from the store itself.
 
-Each partition counts its key range; `finish` adds the partitions up and counts incomplete
-multipart uploads; its `StoredMetrics.commit` compares them with the stored metrics and
-replaces those, inside the transaction that completes the job. With a `prefix` the job
-reports the prefix's usage but does not replace the bucket's stored metrics (they describe
-the whole bucket); a dry run stores nothing.
+Each partition counts its key range; incomplete multipart uploads are counted while the
+job prepares (a snapshot, like the listing); `finish` adds the partitions up, and its
+`StoredMetrics.commit` compares them with the stored metrics and replaces those, inside
+the transaction that completes the job. With a `prefix` the job reports the prefix's
+usage but does not replace the bucket's stored metrics (they describe the whole bucket);
+a dry run stores nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
@@ -90,6 +92,17 @@ class StoredMetrics(Completion):
         }
 
 
+_UPLOADS = ("incompleteUploadCount", "incompleteUploadBytes")
+
+
+async def _count_uploads(job: RunningJob) -> dict[str, int]:
+    count = size = 0
+    async for upload in iter_uploads(job.client, job.bucket, prefix=job.params.prefix):
+        count += 1
+        size += upload.size
+    return dict(zip(_UPLOADS, (count, size), strict=True))
+
+
 class MetricReconciliation:
     pure = True
 
@@ -98,11 +111,14 @@ class MetricReconciliation:
 
     async def prepare(self, job: RunningJob) -> dict[str, Any]:
         """A bucket that never had versioning has no noncurrent versions or delete markers:
-        the much cheaper ListObjectsV2 sees everything then."""
-        answer = await with_retries(
-            functools.partial(job.client.get_bucket_versioning, Bucket=job.bucket)
+        the much cheaper ListObjectsV2 sees everything then. Incomplete uploads are counted
+        here, beside that question, rather than after the listing, where they would add
+        their round trips to the job's end."""
+        versioning, uploads = await asyncio.gather(
+            with_retries(functools.partial(job.client.get_bucket_versioning, Bucket=job.bucket)),
+            _count_uploads(job),
         )
-        return {"versions": answer.get("Status") in ("Enabled", "Suspended")}
+        return {"versions": versioning.get("Status") in ("Enabled", "Suspended"), **uploads}
 
     async def act(self, job: RunningJob, entries: Sequence[Entry], after: str | None) -> Delta:
         counts = count_entries(entries)
@@ -110,8 +126,8 @@ class MetricReconciliation:
 
     async def finish(self, job: RunningJob, totals: Mapping[str, int]) -> StoredMetrics:
         metrics = {name: int(totals.get(name, 0)) for name in METRIC_NAMES}
-        async for upload in iter_uploads(job.client, job.bucket, prefix=job.params.prefix):
-            metrics["incompleteUploadCount"] += 1
-            metrics["incompleteUploadBytes"] += upload.size
+        uploads = job.plan if _UPLOADS[0] in job.plan else await _count_uploads(job)
+        for name in _UPLOADS:  # a plan from before uploads were counted at prepare has none
+            metrics[name] += int(uploads[name])
         store = not job.params.dry_run and not job.params.prefix
         return StoredMetrics(metrics=metrics, store=store)
