@@ -147,11 +147,33 @@ async def test_replicate_needs_read_on_source_and_write_on_destination(
     assert await keys(s3, other) == before_other
 
 
+async def test_lifecycle_update_needs_write(users, buckets, granted, admin, s3):
+    """A job that deletes data: READ is not enough, even for a dry run, and an override
+    does not let a user reach another team's bucket."""
+    policy = '{"Rules": [{"ID": "all", "Status": "Enabled", "Filter": {},'
+    policy += ' "Expiration": {"Date": "2020-01-01T00:00:00Z"}}]}'
+    none, reader, writer = users["none"], users["reader"], users["writer"]
+    before = await keys(s3, buckets["b"])
+    for client, bucket in ((none, buckets["a_src"]), (reader, buckets["a_src"]),
+                           (writer, buckets["b"]), (reader, "no-such-bucket-x")):  # fmt: skip
+        for dry in ("true", "false"):
+            answer = await _create(
+                client, "LIFECYCLE_UPDATE", bucket, lifecycleConfiguration=policy, dryRun=dry
+            )
+            assert answer == (403, "FORBIDDEN"), (client, bucket, dry)
+    assert await keys(s3, buckets["b"]) == before
+    preview = await writer.create(
+        "LIFECYCLE_UPDATE", buckets["a_src"], lifecycleConfiguration=policy, dryRun="true"
+    )
+    done = await writer.wait(preview["jobId"]["id"])
+    assert done["jobState"] == "COMPLETE" and done["result"]["expired"] == 3
+    assert len(await keys(s3, buckets["a_src"])) == 3
+
+
 async def test_types_not_built_yet_are_refused_before_access(users, buckets, granted):
-    # LIFECYCLE_UPDATE (needs WRITE) and TRIGGER_RECONCILIATION (needs READ) are still
-    # refused at create for every caller; their access rule is in auth/access.py.
-    for job_type in ("LIFECYCLE_UPDATE", "TRIGGER_RECONCILIATION"):
-        assert (await _create(users["writer"], job_type, buckets["a_src"]))[0] == 400
+    # TRIGGER_RECONCILIATION (needs READ) is still refused at create for every caller; its
+    # access rule is in auth/access.py.
+    assert (await _create(users["writer"], "TRIGGER_RECONCILIATION", buckets["a_src"]))[0] == 400
 
 
 async def test_job_already_active_names_the_job_only_to_who_may_see_it(users, granted, admin, s3):

@@ -40,6 +40,8 @@ async def finish_job(runtime: WorkerRuntime, job_id: int) -> None:
                 await progress.finish(conn, clock, job_id, JobState.FAILED, message=message)
                 return
             completion = await step.op.finish(step.job, await _partial_sums(conn, job_id))
+            if completion.counted is not None:
+                await progress.add_counts(conn, clock, job_id, completion.counted)
             result = await completion.commit(conn, step.job, clock.now())
             if not await progress.finish(conn, clock, job_id, JobState.COMPLETE, result=result):
                 raise progress.JobEnded(job_id)  # cancelled meanwhile: the effect rolls back

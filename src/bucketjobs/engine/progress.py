@@ -200,6 +200,17 @@ async def commit_partition(
     )
     if not marked.rowcount:
         return None
+    row = await add_counts(conn, clock, job_id, delta, partitions=1)
+    if row is None:
+        raise JobEnded(job_id)  # roll the partition mark back with the transaction
+    return row
+
+
+async def add_counts(
+    conn: AsyncConnection, clock: Clock, job_id: int, delta: Delta, *, partitions: int = 0
+) -> Any:
+    """Add `delta`'s counters and failures (and `partitions` done) to a job that may still
+    count; returns the job row after, None (nothing added) if it has ended."""
     row = (
         await conn.execute(
             update(jobs)
@@ -209,15 +220,13 @@ async def commit_partition(
                 failed=jobs.c.failed + delta.failed,
                 skipped=jobs.c.skipped + delta.skipped,
                 bytes=jobs.c.bytes + delta.bytes,
-                partitions_done=jobs.c.partitions_done + 1,
+                partitions_done=jobs.c.partitions_done + partitions,
                 updated_at=clock.now(),
             )
             .returning(jobs)
         )
     ).first()
-    if row is None:
-        raise JobEnded(job_id)  # roll the partition mark back with the transaction
-    if delta.failures:
+    if row is not None and delta.failures:
         await conn.execute(
             job_failures.insert(),
             [

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from bucketjobs.jobs.lifecycle import Rule, parse_configuration
 from bucketjobs.jobs.model import INT32_MAX, JobType
 
 MAX_ENTRIES = 64
@@ -99,16 +99,6 @@ def _bucket(value: str) -> str:
     return value
 
 
-def _json_object(value: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise ValueError("must be a JSON document") from exc
-    if not isinstance(parsed, dict):
-        raise ValueError("must be a JSON object")
-    return parsed
-
-
 def _event_name(value: str) -> str:
     if not re.fullmatch(r"s3:[A-Za-z]+:[A-Za-z*]+", value):
         raise ValueError("must be an S3 event name such as s3:ObjectCreated:Put")
@@ -159,7 +149,8 @@ class ReplicateParams(CommonParams):
 @dataclass(frozen=True)
 class LifecycleParams(CommonParams):
     evaluation_time: dt.datetime | None = None
-    lifecycle_configuration: dict[str, Any] | None = None
+    # The override's rules (checked as S3 checks them); None: the bucket's own configuration.
+    lifecycle_configuration: tuple[Rule, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -200,7 +191,10 @@ BY_TYPE: dict[JobType, tuple[type[CommonParams], Fields]] = {
         LifecycleParams,
         {
             "evaluationTime": ("evaluation_time", parse_rfc3339),
-            "lifecycleConfiguration": ("lifecycle_configuration", _json_object),
+            "lifecycleConfiguration": (
+                "lifecycle_configuration",
+                lambda value: tuple(parse_configuration(value)),
+            ),
         },
     ),
     JobType.TRIGGER_RECONCILIATION: (

@@ -107,6 +107,9 @@ class Completion:
     subclasses it and does that in `commit`."""
 
     result: dict[str, Any] = field(default_factory=dict)
+    # Work the op did outside any partition (LIFECYCLE_UPDATE aborting uploads while it
+    # prepared): added to the job's counters and failures in the completing transaction.
+    counted: Delta | None = None
 
     async def commit(
         self, conn: AsyncConnection, job: RunningJob, now: dt.datetime

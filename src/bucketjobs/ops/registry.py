@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from bucketjobs.jobs.model import JobType
 from bucketjobs.ops.base import Operation
+from bucketjobs.ops.lifecycle import LifecycleUpdate
 from bucketjobs.ops.metrics import MetricReconciliation
 from bucketjobs.ops.replicate import Replicate
 
 OPERATIONS: dict[JobType, Operation] = {
     JobType.METRIC_RECONCILIATION: MetricReconciliation(),
     JobType.BATCH_REPLICATE: Replicate(),
+    JobType.LIFECYCLE_UPDATE: LifecycleUpdate(),
 }

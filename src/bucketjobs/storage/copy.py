@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 
 from bucketjobs.storage.errors import AnswerTooLarge, ProtocolError
 from bucketjobs.storage.http import S3Http, encode_key
+from bucketjobs.storage.tagging import parse_tags
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -64,16 +65,6 @@ def carried_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def copy_source(bucket: str, key: str) -> str:
     return f"{quote(bucket, safe='')}/{encode_key(key)}"
-
-
-def parse_tags(body: bytes) -> list[tuple[str, str]]:
-    """A GetObjectTagging answer → [(key, value)], whatever its XML namespace."""
-    tags: list[tuple[str, str]] = []
-    for element in ET.fromstring(body).iter():
-        if element.tag.rsplit("}", 1)[-1] == "Tag":
-            fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in element}
-            tags.append((fields.get("Key", ""), fields.get("Value", "")))
-    return tags
 
 
 async def tagging_header(http: S3Http, bucket: str, key: str, headers: Mapping[str, str]) -> str:
