@@ -9,6 +9,7 @@ Short form in CI (2 kill points); the long form is
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 from collections.abc import AsyncIterator
@@ -125,5 +126,40 @@ async def test_seeded_kill_points_leave_exact_results(cluster: Cluster, s3: Any,
                 assert done["result"]["metrics"]["bytes"] == sum(i % 11 for i in range(OBJECTS))
         states = ["EXAMINING", "PROCESSING", "EXECUTING"]
         assert (await admin.ok("/jobs/list", {"jobStates": states}))["jobs"] == []
+    finally:
+        await admin.close()
+
+
+async def test_a_killed_lifecycle_update_ends_with_the_same_survivors(
+    cluster: Cluster, s3: Any, bucket: str
+):
+    """`kill -9` mid-run, then restart: deletes are idempotent, so the bucket ends as an
+    uninterrupted run leaves it, and each deletion is counted once."""
+    rng = random.Random(SEED + 1)
+    await put_many(s3, bucket, ((_key(i), b"c" * (i % 11)) for i in range(OBJECTS)))
+    expiring = [_key(i) for i in range(OBJECTS) if _key(i)[:2] in ("c0", "c2", "c5")]
+    survivors = sorted(set(map(_key, range(OBJECTS))) - set(expiring))
+    policy = {"Rules": [
+        {"ID": p, "Status": "Enabled", "Filter": {"Prefix": f"{p}/"},
+         "Expiration": {"Date": "2020-01-01T00:00:00Z"}} for p in ("c0", "c2", "c5")
+    ]}  # fmt: skip
+    admin = Mapi(f"http://127.0.0.1:{cluster.port}", "admin", ADMIN_PASSWORD)
+    try:
+        victim, delay = rng.choice(["serve", "worker", "both"]), rng.uniform(0.5, 2.5)
+        job = await admin.create(
+            "LIFECYCLE_UPDATE", bucket, lifecycleConfiguration=json.dumps(policy), rateLimit=1500
+        )
+        await asyncio.sleep(delay)
+        cluster.kill(victim)
+        await asyncio.to_thread(cluster.restart, victim)
+        done = await admin.wait(job["jobId"]["id"], timeout=240)
+        where = f"seed {SEED}: {victim} killed after {delay:.2f}s"
+        assert done["jobState"] == "COMPLETE", (where, done["message"])
+        assert done["jobStats"]["processed"] == len(expiring), (where, done["jobStats"])
+        assert done["result"]["expired"] == len(expiring), where
+        left = []
+        async for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            left += [item["Key"] for item in page.get("Contents", [])]
+        assert sorted(left) == survivors, where
     finally:
         await admin.close()
