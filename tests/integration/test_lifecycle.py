@@ -86,7 +86,14 @@ async def test_plain_bucket_mixed_rules_preview_then_apply(admin, s3, bucket):
     assert result["rules"]["off"] == {}
     assert result["rules"]["cold"] == {"transitionsNotApplied": {"count": 5, "bytes": 5}}
 
+    affected = (await admin.ok("/jobs/affected", {"jobId": preview["jobId"]}))["affected"]
+    assert [a["key"] for a in affected] == sorted(gone, key=lambda k: k.encode())
+    assert {(a["key"], a["rule"], a["action"]) for a in affected if a["key"] == "big/15"} == {
+        ("big/15", "big", "expired")
+    }
+
     applied = await run(admin, bucket, **params)
+    assert (await admin.ok("/jobs/affected", {"jobId": applied["jobId"]}))["affected"] == []
     assert await keys(s3, bucket) == {k: v for k, v in before.items() if k not in gone}
     assert {**applied["result"], "dryRun": True} == result, "the preview was not exact"
     assert applied["jobStats"]["processed"] == len(gone)
@@ -268,3 +275,33 @@ async def test_cancel_mid_run_stops_deleting(admin, s3, bucket):
     assert len(await keys(s3, bucket)) == left > 0, "deletes went on after the cancel"
     assert (await admin.status(job_id))["jobStats"] == stats
     assert stats["processed"] == 8000 - left, "processed is not what the job deleted"
+
+
+async def test_a_dry_run_keeps_its_first_thousand_affected_objects_in_key_order(
+    admin, stack, s3, bucket
+):
+    names = [f"p{i % 5}/{i:05d}" for i in range(2500)] + ["p0/é", "p0/z", "p0/Z", "p1/~"]
+    await put_many(s3, bucket, ((k, b"a") for k in names))
+    config = policy(rule("all", Expiration={"Date": "2020-01-01T00:00:00Z"}))
+    done = await run(admin, bucket, lifecycleConfiguration=config, dryRun="true")
+    assert done["jobStats"]["processed"] == len(names)
+    pages, token = [], None
+    while True:
+        body: dict[str, Any] = {"jobId": done["jobId"], "pageSize": 300}
+        if token:
+            body["pageToken"] = token
+        page = await admin.ok("/jobs/affected", body)
+        pages += [a["key"] for a in page["affected"]]
+        token = page.get("pageToken")
+        if not token:
+            break
+    assert pages == sorted(names, key=lambda k: k.encode())[:1000]
+    stranger = stack.add_user("lc-stranger", "user")
+    try:
+        hidden = await stranger.post("/jobs/affected", {"jobId": done["jobId"]})
+        assert hidden.status_code == 404
+    finally:
+        await stranger.close()
+    for bad in ({"jobId": done["jobId"], "pageToken": "forged"},
+                {"jobId": done["jobId"], "pageSize": 0}, {"jobId": {"id": 2**40}}):  # fmt: skip
+        assert (await admin.post("/jobs/affected", bad)).status_code == 400

@@ -1,4 +1,4 @@
-"""`/mapi/v1/jobs/*`: create, list, status, cancel, failures."""
+"""`/mapi/v1/jobs/*`: create, list, status, cancel, failures, affected."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from bucketjobs.api.body import json_object, parse
 from bucketjobs.api.errors import ApiError
 from bucketjobs.api.schemas import (
+    AffectedResponse,
     CreateJobBody,
     CreateJobResponse,
-    FailuresBody,
     FailuresResponse,
     JobIdBody,
+    JobPageBody,
     JobStatusResponse,
     ListJobsBody,
     ListJobsResponse,
@@ -24,7 +25,7 @@ from bucketjobs.api.security import require, state_of
 from bucketjobs.auth import permissions as perm
 from bucketjobs.auth.caller import Caller
 from bucketjobs.jobs.service import ListQuery, check_job_id
-from bucketjobs.jobs.wire import failure_view, job_view
+from bucketjobs.jobs.wire import affected_view, failure_view, job_view
 
 router = APIRouter(tags=["jobs"])
 COMMON_ERRORS = (400, 401, 403, 405, 413, 500, 503)
@@ -80,7 +81,7 @@ async def list_jobs(
     return result
 
 
-def _job_id(body: JobIdBody | FailuresBody) -> int:
+def _job_id(body: JobIdBody | JobPageBody) -> int:
     try:
         return check_job_id(body.jobId.id)
     except Exception as exc:
@@ -119,17 +120,39 @@ async def cancel_job(
     response_model=FailuresResponse,
     response_model_exclude_unset=True,
     responses=errors(404, *COMMON_ERRORS),
-    openapi_extra=request_body(FailuresBody),
+    openapi_extra=request_body(JobPageBody),
 )
 async def job_failures(
     request: Request, caller: Caller = Depends(require(perm.JOBS_STATUS))
 ) -> dict[str, Any]:
-    body = parse(FailuresBody, await json_object(request))
+    body = parse(JobPageBody, await json_object(request))
     page_size = 100 if body.pageSize is None else body.pageSize
     rows, token = await state_of(request).jobs.failures(
         caller, _job_id(body), page_size, body.pageToken
     )
     result: dict[str, Any] = {"failures": [failure_view(row) for row in rows]}
+    if token:
+        result["pageToken"] = token
+    return result
+
+
+@router.post(
+    "/jobs/affected",
+    response_model=AffectedResponse,
+    response_model_exclude_unset=True,
+    responses=errors(404, *COMMON_ERRORS),
+    openapi_extra=request_body(JobPageBody),
+)
+async def job_affected(
+    request: Request, caller: Caller = Depends(require(perm.JOBS_STATUS))
+) -> dict[str, Any]:
+    """A dry run's preview: the first 1,000 objects (in key order) it would act on."""
+    body = parse(JobPageBody, await json_object(request))
+    page_size = 100 if body.pageSize is None else body.pageSize
+    rows, token = await state_of(request).jobs.affected(
+        caller, _job_id(body), page_size, body.pageToken
+    )
+    result: dict[str, Any] = {"affected": [affected_view(row) for row in rows]}
     if token:
         result["pageToken"] = token
     return result

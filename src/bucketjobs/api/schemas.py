@@ -90,7 +90,9 @@ class JobIdBody(BaseModel):
     jobId: IdRef
 
 
-class FailuresBody(BaseModel):
+class JobPageBody(BaseModel):
+    """A page of one job's objects (`jobs/failures`, `jobs/affected`)."""
+
     model_config = ConfigDict(extra="ignore")
     jobId: IdRef
     pageSize: PageSize | None = None
@@ -145,6 +147,19 @@ class ObjectFailure(BaseModel):
 
 class FailuresResponse(BaseModel):
     failures: list[ObjectFailure]
+    pageToken: str | None = Field(default=None, description="present only when more exist")
+
+
+class AffectedObject(BaseModel):
+    key: str
+    versionId: str | None = Field(description="null: the key's current version")
+    action: str = Field(description="what the job would do, e.g. expired, noncurrentExpired")
+    rule: str = Field(description="the lifecycle rule's ID (rule-N when it has none)")
+    size: int
+
+
+class AffectedResponse(BaseModel):
+    affected: list[AffectedObject]
     pageToken: str | None = Field(default=None, description="present only when more exist")
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
     func,
@@ -150,6 +151,20 @@ job_failures = Table(
     Column("time", DateTime(timezone=True), nullable=False),
     Index("ix_job_failures_job", "job_id", "id"),
     Index("ix_job_failures_key", "job_id", text('key COLLATE "C"')),
+)
+
+# What a dry run would act on: the first SAMPLE_SIZE objects in key order (byte order),
+# kept as partitions commit and trimmed to that many at each commit.
+job_affected = Table(
+    "job_affected",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("version_id", Text, nullable=False),  # "" for a key's current version
+    Column("action", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    PrimaryKeyConstraint("job_id", "key", "version_id"),
 )
 
 bucket_metrics = Table(

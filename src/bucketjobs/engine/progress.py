@@ -8,14 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, select, update
+from sqlalchemy import and_, bindparam, case, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bucketjobs.clock import Clock
-from bucketjobs.db.models import job_failures, job_partitions, job_shards, jobs
+from bucketjobs.db.models import job_affected, job_failures, job_partitions, job_shards, jobs
 from bucketjobs.engine.shards import Shard
 from bucketjobs.jobs.model import ACTIVE_STATES, JobState, states_before
-from bucketjobs.ops.base import Delta
+from bucketjobs.ops.base import AFFECTED_SAMPLE, Affected, Delta
 from bucketjobs.storage.listing import Scope
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
@@ -226,6 +227,8 @@ async def add_counts(
             .returning(jobs)
         )
     ).first()
+    if row is not None and delta.affected:
+        await _keep_affected(conn, job_id, delta.affected)
     if row is not None and delta.failures:
         await conn.execute(
             job_failures.insert(),
@@ -244,6 +247,25 @@ async def add_counts(
             ],
         )
     return row
+
+
+_TRIM_AFFECTED = text(
+    'DELETE FROM job_affected WHERE job_id = :job_id AND (key COLLATE "C", version_id COLLATE "C")'
+    ' > (SELECT key COLLATE "C", version_id COLLATE "C" FROM job_affected WHERE job_id = :job_id'
+    "    ORDER BY 1, 2 OFFSET :keep - 1 LIMIT 1)"
+)
+
+
+async def _keep_affected(conn: AsyncConnection, job_id: int, affected: list[Affected]) -> None:
+    """Add a dry run's affected objects, then keep only the job's first AFFECTED_SAMPLE in
+    key order (partitions commit in any order: the set is trimmed at each commit)."""
+    rows = [
+        {"job_id": job_id, "key": a.key, "version_id": a.version_id or "", "action": a.action,
+         "rule": a.rule, "size": a.size}
+        for a in affected[:AFFECTED_SAMPLE]
+    ]  # fmt: skip
+    await conn.execute(insert(job_affected).on_conflict_do_nothing(), rows)
+    await conn.execute(_TRIM_AFFECTED, {"job_id": job_id, "keep": AFFECTED_SAMPLE})
 
 
 def threshold_crossed(row: Any, threshold: float, *, final: bool) -> bool:

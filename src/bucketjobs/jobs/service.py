@@ -21,7 +21,7 @@ from bucketjobs.auth import permissions as perm
 from bucketjobs.auth.access import SOURCE_ACCESS, Access
 from bucketjobs.auth.caller import Caller
 from bucketjobs.clock import Clock
-from bucketjobs.db.models import idempotency_keys, job_failures, jobs
+from bucketjobs.db.models import idempotency_keys, job_affected, job_failures, jobs
 from bucketjobs.db.session import read
 from bucketjobs.engine import queue
 from bucketjobs.jobs import errors, replication
@@ -300,6 +300,32 @@ class JobService:
         if len(rows) > page_size:
             rows = rows[:page_size]
             token = self.pages.encode((rows[-1].id,), filters)
+        return rows, token
+
+    async def affected(
+        self, caller: Caller, job_id: int, page_size: int, page_token: str | None
+    ) -> tuple[Sequence[Any], str | None]:
+        """What the job (a dry run) would act on: its first objects in key order, a page
+        at a time."""
+        if not 1 <= page_size <= 1000:
+            raise errors.InvalidRequest("pageSize must be between 1 and 1000")
+        filters = {"affectedOf": job_id}
+        key, version = job_affected.c.key.collate("C"), job_affected.c.version_id.collate("C")
+        stmt = select(job_affected).where(job_affected.c.job_id == job_id)
+        if page_token:
+            try:
+                last_key, last_version = self.pages.decode(page_token, filters)
+            except (BadPageToken, ValueError, TypeError) as exc:
+                raise errors.InvalidRequest(str(exc) or "pageToken is invalid") from None
+            stmt = stmt.where(tuple_(key, version) > tuple_(str(last_key), str(last_version)))
+        stmt = stmt.order_by(key, version).limit(page_size + 1)
+        async with self.db.connect() as conn:
+            await self._visible(conn, caller, job_id)
+            rows = (await conn.execute(stmt)).fetchall()
+        token = None
+        if len(rows) > page_size:
+            rows = rows[:page_size]
+            token = self.pages.encode((rows[-1].key, rows[-1].version_id), filters)
         return rows, token
 
     # -- cancel ---------------------------------------------------------------------------

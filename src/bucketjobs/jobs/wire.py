@@ -44,3 +44,13 @@ def failure_view(row: Any) -> dict[str, Any]:
         "attempts": row.attempts,
         "time": rfc3339_ms(row.time),
     }
+
+
+def affected_view(row: Any) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "versionId": row.version_id or None,
+        "action": row.action,
+        "rule": row.rule,
+        "size": row.size,
+    }

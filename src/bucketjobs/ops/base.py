@@ -47,6 +47,20 @@ class Failure:
     time: dt.datetime
 
 
+AFFECTED_SAMPLE = 1000  # objects a dry run lists as affected: the first, in key order
+
+
+@dataclass(frozen=True)
+class Affected:
+    """An object (version) a dry run would act on, for `jobs/affected`."""
+
+    key: str
+    version_id: str | None
+    action: str
+    rule: str
+    size: int
+
+
 @dataclass
 class Delta:
     """What a partition adds to its job, committed atomically with the partition: counters,
@@ -58,6 +72,9 @@ class Delta:
     bytes: int = 0
     partial: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    # A dry run's sample of what it would act on (at most AFFECTED_SAMPLE, first in key
+    # order); the job keeps the first AFFECTED_SAMPLE of all its partitions'.
+    affected: list[Affected] = field(default_factory=list)
 
     def add(self, other: Delta) -> None:
         self.processed += other.processed
@@ -67,6 +84,7 @@ class Delta:
         for key, value in other.partial.items():
             self.partial[key] = self.partial.get(key, 0) + value
         self.failures.extend(other.failures)
+        self.affected.extend(other.affected)
 
 
 @dataclass(frozen=True)

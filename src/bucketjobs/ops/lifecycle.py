@@ -35,7 +35,15 @@ from bucketjobs.jobs.lifecycle import (
     tags_needed,
 )
 from bucketjobs.jobs.params import LifecycleParams
-from bucketjobs.ops.base import Completion, Delta, Failure, JobFailed, RunningJob
+from bucketjobs.ops.base import (
+    AFFECTED_SAMPLE,
+    Affected,
+    Completion,
+    Delta,
+    Failure,
+    JobFailed,
+    RunningJob,
+)
 from bucketjobs.storage.deletes import MAX_KEYS, Target, delete_batch
 from bucketjobs.storage.lister import Entry
 from bucketjobs.storage.retry import StorageError, with_retries
@@ -203,6 +211,13 @@ class LifecycleUpdate:
                 _count(delta, decision, size)
                 delta.processed += 1
                 delta.bytes += size
+            affected = [
+                Affected(d.version.key, d.version.version_id, d.action.value, d.rule.id,
+                         d.version.size or 0)
+                for d in acting
+            ]  # fmt: skip
+            affected.sort(key=lambda a: (a.key, a.version_id or ""))
+            delta.affected = affected[:AFFECTED_SAMPLE]
             return delta
         await self._delete(job, acting, delta)
         return delta
