@@ -67,3 +67,8 @@ def test_cancel_bench_smoke():
     out = _bench("cancel.py", "--objects", "3000", "--runs", "1", "--min-delay", "0.5",
                  "--max-delay", "0.5", "--watch", "1.5")  # fmt: skip
     assert "worst last write after cancel returned" in out
+
+
+def test_lifecycle_bench_smoke():
+    out = _bench("lifecycle.py", "--sizes", "500", "--repeat", "1")
+    assert "LIFECYCLE_UPDATE" in out and "s5cmd rm" in out
