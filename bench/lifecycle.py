@@ -24,7 +24,18 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import RssSampler, Service, run_job, s3_client, seed, service, tool
+from harness import (
+    SHAPES,
+    RssSampler,
+    Service,
+    cpu_seconds,
+    cpu_used,
+    run_job,
+    s3_client,
+    seed,
+    service,
+    tool,
+)
 
 POLICY = json.dumps(
     {"Rules": [{"ID": "all", "Status": "Enabled", "Filter": {},
@@ -49,28 +60,33 @@ def s5cmd_rm(svc: Service, bucket: str) -> float:
     return time.perf_counter() - started
 
 
-async def measure(svc: Service, size: int, repeat: int) -> dict[str, Any]:
+async def measure(svc: Service, size: int, repeat: int, shape: str) -> dict[str, Any]:
     times: dict[str, list[float]] = {"bucketjobs LIFECYCLE_UPDATE": [], "s5cmd rm": []}
     pids = {f"proc{n}": p.pid for n, p in enumerate(svc.processes)}
     async with s3_client(svc) as client:
         with RssSampler(pids) as rss:
             for _ in range(repeat):
                 bucket = f"bench-lc-{next(_names)}"
-                await seed(svc, bucket, size, shape="prefixes")
+                await seed(svc, bucket, size, shape=shape)
+                before = cpu_seconds()
                 seconds, done = await run_job(
                     svc, "LIFECYCLE_UPDATE", bucket, lifecycleConfiguration=POLICY
                 )
+                job_cpu = cpu_used(before, cpu_seconds())
                 assert done["jobState"] == "COMPLETE", done
                 assert done["result"]["expired"] == size, done["result"]
                 assert await remaining(client, bucket) == 0, f"{bucket} is not empty"
                 times["bucketjobs LIFECYCLE_UPDATE"].append(seconds)
 
                 bucket = f"bench-rm-{next(_names)}"
-                await seed(svc, bucket, size, shape="prefixes")
+                await seed(svc, bucket, size, shape=shape)
+                before = cpu_seconds()
                 times["s5cmd rm"].append(await asyncio.to_thread(s5cmd_rm, svc, bucket))
+                tool_cpu = cpu_used(before, cpu_seconds())
                 assert await remaining(client, bucket) == 0, f"{bucket} is not empty"
-                print(f"  round: job {times['bucketjobs LIFECYCLE_UPDATE'][-1]:.2f} s,"
-                      f" s5cmd {times['s5cmd rm'][-1]:.2f} s", flush=True)  # fmt: skip
+                print(f"  round: job {times['bucketjobs LIFECYCLE_UPDATE'][-1]:.2f} s"
+                      f" (CPU s: {job_cpu}), s5cmd {times['s5cmd rm'][-1]:.2f} s"
+                      f" (CPU s: {tool_cpu})", flush=True)  # fmt: skip
     rows = {name: statistics.median(values) for name, values in times.items()}
     return {"size": size, "rows": rows, "rss": max(rss.peak.values())}
 
@@ -97,11 +113,17 @@ async def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="rounds per size (median)")
+    parser.add_argument(
+        "--shape",
+        default="prefixes",
+        choices=SHAPES[:-1],
+        help="the buckets' key layout (bench/harness.py shaped_key)",
+    )
     args = parser.parse_args()
     results = []
     with service(workers=args.workers) as svc:
         for size in (int(s) for s in args.sizes.split(",")):
-            results.append(await measure(svc, size, args.repeat))
+            results.append(await measure(svc, size, args.repeat, args.shape))
     report(results)
     print("bench ok")
 

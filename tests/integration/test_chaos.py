@@ -134,7 +134,9 @@ async def test_a_killed_lifecycle_update_ends_with_the_same_survivors(
     cluster: Cluster, s3: Any, bucket: str
 ):
     """`kill -9` mid-run, then restart: deletes are idempotent, so the bucket ends as an
-    uninterrupted run leaves it, and each deletion is counted once."""
+    uninterrupted run leaves it. Each deletion is counted at most once: objects a killed
+    partition deleted before its commit are gone from the re-run's listing, so they are
+    not counted (docs/DECISIONS.md)."""
     rng = random.Random(SEED + 1)
     await put_many(s3, bucket, ((_key(i), b"c" * (i % 11)) for i in range(OBJECTS)))
     expiring = [_key(i) for i in range(OBJECTS) if _key(i)[:2] in ("c0", "c2", "c5")]
@@ -155,8 +157,9 @@ async def test_a_killed_lifecycle_update_ends_with_the_same_survivors(
         done = await admin.wait(job["jobId"]["id"], timeout=240)
         where = f"seed {SEED}: {victim} killed after {delay:.2f}s"
         assert done["jobState"] == "COMPLETE", (where, done["message"])
-        assert done["jobStats"]["processed"] == len(expiring), (where, done["jobStats"])
-        assert done["result"]["expired"] == len(expiring), where
+        assert 0 < done["jobStats"]["processed"] <= len(expiring), (where, done["jobStats"])
+        assert done["result"]["expired"] == done["jobStats"]["processed"], where
+        assert done["jobStats"]["failed"] == 0, where
         left = []
         async for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             left += [item["Key"] for item in page.get("Contents", [])]

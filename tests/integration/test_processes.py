@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import ssl
@@ -15,6 +16,7 @@ import httpx
 import psutil
 from sqlalchemy import text
 
+from tests.support.objects import keys
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http
 from tests.support.waiting import progress, wait_until
@@ -30,6 +32,17 @@ async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, buck
         await asyncio.sleep(3)  # both workers registered before the job starts
         job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=4000)
         done = await admin.wait(job["jobId"]["id"], timeout=120)
+        # The deleting job takes the same queued path: partitions re-listed and acted on by
+        # either worker, its dry-run sample kept across them.
+        policy = json.dumps({"Rules": [{"ID": "odd", "Status": "Enabled",
+                                        "Filter": {"ObjectSizeGreaterThan": 3},
+                                        "Expiration": {"Date": "2020-01-01T00:00:00Z"}}]})  # fmt: skip
+        preview = await admin.create(
+            "LIFECYCLE_UPDATE", bucket, lifecycleConfiguration=policy, dryRun="true"
+        )
+        preview = await admin.wait(preview["jobId"]["id"], timeout=120)
+        expire = await admin.create("LIFECYCLE_UPDATE", bucket, lifecycleConfiguration=policy)
+        expired = await admin.wait(expire["jobId"]["id"], timeout=120)
     finally:
         stack.stop_workers()
         stack.start_worker()
@@ -44,6 +57,14 @@ async def test_two_worker_processes_share_one_job_exactly(stack, admin, s3, buck
             {"j": done["jobId"]["id"]},
         )).scalar()  # fmt: skip
     assert workers == 2, "both worker processes ran partitions of the job"
+    big = sorted((f"w/{i:05d}" for i in range(8000) if i % 7 > 3), key=str.encode)
+    assert expired["jobState"] == "COMPLETE" and expired["jobStats"]["processed"] == len(big)
+    same = {**expired["result"], "dryRun": True, "evaluationTime": None}
+    assert {**preview["result"], "evaluationTime": None} == same
+    affected = await admin.ok("/jobs/affected", {"jobId": preview["jobId"], "pageSize": 1000})
+    assert [a["key"] for a in affected["affected"]] == big[:1000]
+    left = await keys(s3, bucket)
+    assert len(left) == 8000 - len(big) and not set(big) & set(left)
 
 
 async def test_https_with_secure_cookies(stack, tmp_path, ca):

@@ -6,10 +6,11 @@ partitions are written every FLUSH_SECONDS, each batch with its tasks and its sh
 cursors in one transaction, so a restart resumes every shard after the last partition
 written and never plans a key twice or skips one.
 
-For a pure operation (one that only reads listing entries, like counting) the planner acts
-on the pages it just listed and commits the partition as done in that same transaction:
-the job then costs one listing instead of two. A partition task is queued instead when the
-worker runs with `inline=False`, which spreads even pure jobs over every worker.
+For an inline operation (one whose work needs only the listed entries: counting, deleting)
+the planner acts on the pages it just listed and commits the partition as done, with its
+counters, failures and dry-run sample, in that same transaction: the job then costs one
+listing instead of two. A partition task is queued instead when the worker runs with
+`inline=False`, which spreads even those jobs over every worker.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bucketjobs.engine.finisher import finish_job
 from bucketjobs.engine.runtime import WorkerRuntime
 from bucketjobs.engine.shards import Shard, discover
 from bucketjobs.engine.step import Step, load_step
+from bucketjobs.jobs.model import JobState
 from bucketjobs.ops.base import JobFailed
 from bucketjobs.storage.listing import Entry, OrderError, Scope
 from bucketjobs.storage.retry import StorageError
@@ -137,7 +139,7 @@ class _Enumeration:
         self.step = step
         self.job_id: int = step.job.job_id
         self.op = step.op
-        self.inline = runtime.inline and self.op.pure
+        self.inline = runtime.inline and self.op.inline
         self.limits = runtime.limits(self.job_id, step.job.params)
         self.partition_entries = partition_entries
         self.seq: int = step.row.partitions_planned
@@ -218,6 +220,10 @@ class _Enumeration:
             await add(shard.last_key, None, pending)
         self.finished.add(shard.shard)
 
+    def _failing(self, after: Any) -> bool:
+        threshold = self.step.job.params.failure_threshold
+        return progress.threshold_crossed(after, threshold, final=False)
+
     async def flush(self, last: bool = False) -> bool:
         """Write the cut partitions (done, or with their tasks) and finished shards in one
         transaction; False (and every lane stops) if the job has ended or been cancelled.
@@ -238,6 +244,14 @@ class _Enumeration:
                     enumerated=enumerated,
                 )  # fmt: skip
                 active = after is not None and after.state in progress.ACTIVE
+                if active and self.inline and self._failing(after):
+                    threshold = self.step.job.params.failure_threshold
+                    await progress.finish(
+                        conn, runtime.clock, job_id, JobState.FAILED,
+                        message=f"{after.failed} of {after.processed + after.failed} objects"
+                        f" failed, more than the failureThreshold of {threshold:g}%",
+                    )  # fmt: skip
+                    active = False
                 if active and not self.inline:
                     seqs = range(self.seq, self.seq + len(cut))
                     await queue.enqueue_partitions(conn, job_id, seqs)

@@ -108,6 +108,13 @@ async def open_shards(conn: AsyncConnection, job_id: int) -> list[Any]:
     return list(await conn.execute(query.order_by(job_shards.c.shard)))
 
 
+# What a planner's write answers: enough to tell whether to go on, finish or fail.
+_AFTER_PLANNING = (
+    jobs.c.state, jobs.c.partitions_done, jobs.c.partitions_planned, jobs.c.processed,
+    jobs.c.failed,
+)  # fmt: skip
+
+
 async def add_partitions(
     conn: AsyncConnection,
     clock: Clock,
@@ -119,11 +126,11 @@ async def add_partitions(
     *,
     enumerated: bool = False,
 ) -> Any:
-    """Record planned partitions (done ones with their counters), move their shards'
-    cursors past them, mark the `finished` shards done and, when `enumerated`, the
-    enumeration; returns the job's state and partition counts after, None if the job has
-    ended meanwhile. `first_seq` must be the job's partition count: one planner writes at
-    a time.
+    """Record planned partitions (done ones with their counters, failures and dry-run
+    samples), move their shards' cursors past them, mark the `finished` shards done and,
+    when `enumerated`, the enumeration; returns the job's state and partition counts
+    after, None if the job has ended meanwhile. `first_seq` must be the job's partition
+    count: one planner writes at a time.
 
     A CANCELLED job still takes the partitions its planner acted on before it heard of the
     cancel (the state it returns says so); a COMPLETE or FAILED one takes nothing."""
@@ -149,7 +156,7 @@ async def add_partitions(
                 else_=jobs.c.state,
             ),
         )
-        .returning(jobs.c.state, jobs.c.partitions_done, jobs.c.partitions_planned)
+        .returning(*_AFTER_PLANNING)
     )
     after = moved.first()
     if after is None:
@@ -182,6 +189,7 @@ async def add_partitions(
                 for n, p in enumerate(parts)
             ],
         )
+    await _record(conn, job_id, done)
     return after
 
 
@@ -227,9 +235,16 @@ async def add_counts(
             .returning(jobs)
         )
     ).first()
-    if row is not None and delta.affected:
-        await _keep_affected(conn, job_id, delta.affected)
-    if row is not None and delta.failures:
+    if row is not None:
+        await _record(conn, job_id, [delta])
+    return row
+
+
+async def _record(conn: AsyncConnection, job_id: int, deltas: list[Delta]) -> None:
+    """The objects `deltas` failed on (for `jobs/failures`) and a dry run's sample of what
+    they would act on (for `jobs/affected`)."""
+    failures = [f for d in deltas for f in d.failures]
+    if failures:
         await conn.execute(
             job_failures.insert(),
             [
@@ -243,10 +258,12 @@ async def add_counts(
                     "attempts": f.attempts,
                     "time": f.time,
                 }
-                for f in delta.failures
+                for f in failures
             ],
         )
-    return row
+    affected = [a for d in deltas for a in d.affected]
+    if affected:
+        await _keep_affected(conn, job_id, affected)
 
 
 _TRIM_AFFECTED = text(
@@ -259,10 +276,11 @@ _TRIM_AFFECTED = text(
 async def _keep_affected(conn: AsyncConnection, job_id: int, affected: list[Affected]) -> None:
     """Add a dry run's affected objects, then keep only the job's first AFFECTED_SAMPLE in
     key order (partitions commit in any order: the set is trimmed at each commit)."""
+    first = sorted(affected, key=lambda a: (a.key, a.version_id or ""))[:AFFECTED_SAMPLE]
     rows = [
         {"job_id": job_id, "key": a.key, "version_id": a.version_id or "", "action": a.action,
          "rule": a.rule, "size": a.size}
-        for a in affected[:AFFECTED_SAMPLE]
+        for a in first
     ]  # fmt: skip
     await conn.execute(insert(job_affected).on_conflict_do_nothing(), rows)
     await conn.execute(_TRIM_AFFECTED, {"job_id": job_id, "keep": AFFECTED_SAMPLE})

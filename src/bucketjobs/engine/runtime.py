@@ -48,7 +48,7 @@ class WorkerRuntime:
         self.fernet = fernet
         self.clock = clock
         self.max_requests = max_requests
-        self.inline = inline  # planners act on pure jobs' pages themselves (planner.py)
+        self.inline = inline  # planners act on inline ops' pages themselves (planner.py)
         self._stores: dict[int, tuple[float, Store]] = {}
         self._store_lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()

@@ -140,6 +140,11 @@ class Operation(Protocol):
     # True when `act` makes no storage request (it only reads the listing entries): the
     # planner may then act on its own enumeration pages instead of listing every range twice.
     pure: bool
+    # True when the planner should act on the pages it lists itself (the partition is done
+    # as it is planned): for ops whose work needs nothing but the listed entries and costs
+    # the store more than it costs us — counting, deleting — a second listing by a worker
+    # would cost more than spreading the work saves. Copies are spread over workers.
+    inline: bool
 
     def count_entry(self, entry: Entry) -> bool:
         """Whether the planner counts this listing entry in `total`."""

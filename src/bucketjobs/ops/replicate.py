@@ -59,6 +59,7 @@ def _params(job: RunningJob) -> ReplicateParams:
 
 class Replicate:
     pure = False
+    inline = False
 
     def count_entry(self, entry: Entry) -> bool:
         return not entry.delete_marker

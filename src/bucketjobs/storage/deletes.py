@@ -26,6 +26,7 @@ MAX_KEYS = 1000  # S3's limit per DeleteObjects request
 GONE = frozenset({"NoSuchKey", "NoSuchVersion"})  # already deleted: the goal is reached
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_CR = {"\r": "&#13;"}  # a literal CR would reach the store's XML parser as a newline
 _ERROR = re.compile(rb"<Error>(.*?)</Error>", re.S)
 _FIELD = re.compile(rb"<(Key|VersionId|Code|Message)>([^<]*)</\1>")
 
@@ -50,7 +51,7 @@ class DeleteError:
 def delete_document(targets: Sequence[Target]) -> bytes:
     parts = ["<Delete><Quiet>true</Quiet>"]
     for target in targets:
-        parts.append(f"<Object><Key>{escape(target.key)}</Key>")
+        parts.append(f"<Object><Key>{escape(target.key, _CR)}</Key>")
         if target.version_id is not None:
             parts.append(f"<VersionId>{escape(target.version_id)}</VersionId>")
         parts.append("</Object>")
