@@ -1,5 +1,6 @@
-"""Bounded memory: METRIC_RECONCILIATION and BATCH_REPLICATE of a large bucket while the
-resident memory of every bucketjobs process is sampled. Fails if any process goes above
+"""Bounded memory: METRIC_RECONCILIATION, a LIFECYCLE_UPDATE preview (dry run over every
+object) and BATCH_REPLICATE of a large bucket while the resident memory of every
+bucketjobs process is sampled. Fails if any process goes above
 --limit-mb or grows with the bucket. Usage:  python bench/memory.py --objects 1000000
 """
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import RssSampler, Service, run_job, seed, service
 
 MB = 1_000_000
+EXPIRE_ALL = json.dumps(
+    {"Rules": [{"ID": "all", "Status": "Enabled", "Filter": {},
+                "Expiration": {"Date": "2020-01-01T00:00:00Z"}}]}
+)  # fmt: skip
 
 
 async def measure(svc: Service, objects: int, jobs: list[str]) -> dict[str, Any]:
@@ -27,6 +33,13 @@ async def measure(svc: Service, objects: int, jobs: list[str]) -> dict[str, Any]
         assert done["jobState"] == "COMPLETE", done
         assert done["result"]["metrics"]["objectCount"] == objects, done["result"]
         rows["METRIC_RECONCILIATION"] = (seconds, dict(rss.peak))
+    if "lifecycle" in jobs:
+        params = {"lifecycleConfiguration": EXPIRE_ALL, "dryRun": "true"}
+        with RssSampler(pids) as rss:
+            seconds, done = await run_job(svc, "LIFECYCLE_UPDATE", "mem-src", **params)
+        assert done["jobState"] == "COMPLETE", done
+        assert done["result"]["expired"] == objects, done["result"]
+        rows["LIFECYCLE_UPDATE (dry run)"] = (seconds, dict(rss.peak))
     if "replicate" in jobs:
         await seed(svc, "mem-dst", 0)
         params = {"destinationBucket": "mem-dst", "replicationFilter": "ALL"}
@@ -54,7 +67,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, default=1_000_000)
     parser.add_argument("--limit-mb", type=float, default=250)
-    parser.add_argument("--jobs", default="metrics,replicate", help="metrics, replicate or both")
+    parser.add_argument("--jobs", default="metrics,lifecycle,replicate",
+                        help="comma-separated: metrics, lifecycle, replicate")  # fmt: skip
     args = parser.parse_args()
     with service(workers=1) as svc:
         result = await measure(svc, args.objects, args.jobs.split(","))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -125,15 +126,8 @@ async def cancel_job(
 async def job_failures(
     request: Request, caller: Caller = Depends(require(perm.JOBS_STATUS))
 ) -> dict[str, Any]:
-    body = parse(JobPageBody, await json_object(request))
-    page_size = 100 if body.pageSize is None else body.pageSize
-    rows, token = await state_of(request).jobs.failures(
-        caller, _job_id(body), page_size, body.pageToken
-    )
-    result: dict[str, Any] = {"failures": [failure_view(row) for row in rows]}
-    if token:
-        result["pageToken"] = token
-    return result
+    service = state_of(request).jobs
+    return await _job_page(request, caller, service.failures, "failures", failure_view)
 
 
 @router.post(
@@ -147,12 +141,22 @@ async def job_affected(
     request: Request, caller: Caller = Depends(require(perm.JOBS_STATUS))
 ) -> dict[str, Any]:
     """A dry run's preview: the first 1,000 objects (in key order) it would act on."""
+    service = state_of(request).jobs
+    return await _job_page(request, caller, service.affected, "affected", affected_view)
+
+
+async def _job_page(
+    request: Request,
+    caller: Caller,
+    fetch: Callable[..., Awaitable[tuple[Sequence[Any], str | None]]],
+    name: str,
+    view: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """One page of a job's rows (`jobs/failures`, `jobs/affected`) as `{name: [...]}`."""
     body = parse(JobPageBody, await json_object(request))
     page_size = 100 if body.pageSize is None else body.pageSize
-    rows, token = await state_of(request).jobs.affected(
-        caller, _job_id(body), page_size, body.pageToken
-    )
-    result: dict[str, Any] = {"affected": [affected_view(row) for row in rows]}
+    rows, token = await fetch(caller, _job_id(body), page_size, body.pageToken)
+    result: dict[str, Any] = {name: [view(row) for row in rows]}
     if token:
         result["pageToken"] = token
     return result

@@ -282,50 +282,54 @@ class JobService:
         self, caller: Caller, job_id: int, page_size: int, page_token: str | None
     ) -> tuple[Sequence[Any], str | None]:
         """The job's permanent failures in the order they were recorded, a page at a time."""
-        if not 1 <= page_size <= 1000:
-            raise errors.InvalidRequest("pageSize must be between 1 and 1000")
-        filters = {"failuresOf": job_id}
-        stmt = select(job_failures).where(job_failures.c.job_id == job_id)
-        if page_token:
-            try:
-                (last_id,) = self.pages.decode(page_token, filters)
-            except (BadPageToken, ValueError, TypeError) as exc:
-                raise errors.InvalidRequest(str(exc) or "pageToken is invalid") from None
-            stmt = stmt.where(job_failures.c.id > int(last_id))
-        stmt = stmt.order_by(job_failures.c.id).limit(page_size + 1)
-        async with self.db.connect() as conn:
-            await self._visible(conn, caller, job_id)
-            rows = (await conn.execute(stmt)).fetchall()
-        token = None
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            token = self.pages.encode((rows[-1].id,), filters)
-        return rows, token
+        return await self._job_rows(
+            caller, job_id, page_size, page_token, "failuresOf",
+            select(job_failures).where(job_failures.c.job_id == job_id),
+            {"id": job_failures.c.id},
+        )  # fmt: skip
 
     async def affected(
         self, caller: Caller, job_id: int, page_size: int, page_token: str | None
     ) -> tuple[Sequence[Any], str | None]:
         """What the job (a dry run) would act on: its first objects in key order, a page
         at a time."""
+        order = {name: job_affected.c[name].collate("C") for name in ("key", "version_id")}
+        return await self._job_rows(
+            caller, job_id, page_size, page_token, "affectedOf",
+            select(job_affected).where(job_affected.c.job_id == job_id), order,
+        )  # fmt: skip
+
+    async def _job_rows(
+        self,
+        caller: Caller,
+        job_id: int,
+        page_size: int,
+        page_token: str | None,
+        kind: str,
+        stmt: Any,
+        order: Mapping[str, Any],
+    ) -> tuple[Sequence[Any], str | None]:
+        """A keyset page of one visible job's rows in `order` (row attribute → the
+        expression to sort by; text or integer values); the token carries the last row's."""
         if not 1 <= page_size <= 1000:
             raise errors.InvalidRequest("pageSize must be between 1 and 1000")
-        filters = {"affectedOf": job_id}
-        key, version = job_affected.c.key.collate("C"), job_affected.c.version_id.collate("C")
-        stmt = select(job_affected).where(job_affected.c.job_id == job_id)
+        filters = {kind: job_id}
         if page_token:
             try:
-                last_key, last_version = self.pages.decode(page_token, filters)
+                last = self.pages.decode(page_token, filters)
+                if len(last) != len(order) or not all(isinstance(v, str | int) for v in last):
+                    raise ValueError("pageToken is invalid")
             except (BadPageToken, ValueError, TypeError) as exc:
                 raise errors.InvalidRequest(str(exc) or "pageToken is invalid") from None
-            stmt = stmt.where(tuple_(key, version) > tuple_(str(last_key), str(last_version)))
-        stmt = stmt.order_by(key, version).limit(page_size + 1)
+            stmt = stmt.where(tuple_(*order.values()) > tuple_(*last))
+        stmt = stmt.order_by(*order.values()).limit(page_size + 1)
         async with self.db.connect() as conn:
             await self._visible(conn, caller, job_id)
             rows = (await conn.execute(stmt)).fetchall()
         token = None
         if len(rows) > page_size:
             rows = rows[:page_size]
-            token = self.pages.encode((rows[-1].key, rows[-1].version_id), filters)
+            token = self.pages.encode(tuple(getattr(rows[-1], n) for n in order), filters)
         return rows, token
 
     # -- cancel ---------------------------------------------------------------------------
