@@ -305,3 +305,54 @@ async def test_a_dry_run_keeps_its_first_thousand_affected_objects_in_key_order(
     for bad in ({"jobId": done["jobId"], "pageToken": "forged"},
                 {"jobId": done["jobId"], "pageSize": 0}, {"jobId": {"id": 2**40}}):  # fmt: skip
         assert (await admin.post("/jobs/affected", bad)).status_code == 400
+
+
+async def test_versions_the_store_refuses_to_delete_are_failures(admin, s3):
+    """Object Lock legal holds make SeaweedFS refuse a version's delete inside a
+    DeleteObjects answer (AccessDenied per key): those versions are failures, named in
+    jobs/failures, the others go; past failureThreshold the job ends FAILED."""
+    bucket = f"lc-locked-{NOW.microsecond}"
+    await s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    held = {}
+    for i in range(40):
+        key = f"k/{i:02d}"
+        hold = {"ObjectLockLegalHoldStatus": "ON"} if i < 10 else {}
+        first = await s3.put_object(Bucket=bucket, Key=key, Body=b"1", **hold)
+        await s3.put_object(Bucket=bucket, Key=key, Body=b"22")
+        if i < 10:
+            held[key] = first["VersionId"]
+    config = policy(rule("old", NoncurrentVersionExpiration={"NoncurrentDays": 1}))
+    params = {"lifecycleConfiguration": config, "evaluationTime": at(3)}
+    done = await run(admin, bucket, **params)
+    assert done["jobStats"]["processed"] == 30 and done["jobStats"]["failed"] == 10
+    failures = (await admin.ok("/jobs/failures", {"jobId": done["jobId"]}))["failures"]
+    assert {(f["key"], f["versionId"]) for f in failures} == set(held.items())
+    assert {f["errorCode"] for f in failures} == {"AccessDenied"}
+    left = {(k, v) for k, v, _ in await versions(s3, bucket)}
+    assert set(held.items()) <= left and len(left) == 40 + 10
+
+    strict = await admin.create("LIFECYCLE_UPDATE", bucket, failureThreshold=5, **params)
+    ended = await admin.wait(strict["jobId"]["id"])
+    assert ended["jobState"] == "FAILED" and "failureThreshold" in ended["message"]
+    assert ended["jobStats"]["failed"] == 10 and ended["jobStats"]["processed"] == 0
+
+
+async def test_the_planner_fails_a_job_past_its_threshold_mid_run(admin, s3):
+    """Judged once 1,000 deletes were attempted, where the planner commits them."""
+    bucket = f"lc-locked-many-{NOW.microsecond}"
+    await s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    names = iter(f"m/{i:04d}" for i in range(1100))
+
+    async def lane() -> None:
+        for key in names:
+            await s3.put_object(Bucket=bucket, Key=key, Body=b"1", ObjectLockLegalHoldStatus="ON")
+            await s3.put_object(Bucket=bucket, Key=key, Body=b"2")
+
+    await asyncio.gather(*(lane() for _ in range(32)))
+    config = policy(rule("old", NoncurrentVersionExpiration={"NoncurrentDays": 1}))
+    job = await admin.create("LIFECYCLE_UPDATE", bucket, lifecycleConfiguration=config,
+                             evaluationTime=at(3), failureThreshold=50)  # fmt: skip
+    ended = await admin.wait(job["jobId"]["id"])
+    assert ended["jobState"] == "FAILED", ended
+    assert " of " in ended["message"] and "failureThreshold of 50%" in ended["message"]
+    assert ended["jobStats"]["failed"] >= 1000 and ended["jobStats"]["processed"] == 0

@@ -26,7 +26,6 @@ from bucketjobs.engine.finisher import finish_job
 from bucketjobs.engine.runtime import WorkerRuntime
 from bucketjobs.engine.shards import Shard, discover
 from bucketjobs.engine.step import Step, load_step
-from bucketjobs.jobs.model import JobState
 from bucketjobs.ops.base import JobFailed
 from bucketjobs.storage.listing import Entry, OrderError, Scope
 from bucketjobs.storage.retry import StorageError
@@ -220,10 +219,6 @@ class _Enumeration:
             await add(shard.last_key, None, pending)
         self.finished.add(shard.shard)
 
-    def _failing(self, after: Any) -> bool:
-        threshold = self.step.job.params.failure_threshold
-        return progress.threshold_crossed(after, threshold, final=False)
-
     async def flush(self, last: bool = False) -> bool:
         """Write the cut partitions (done, or with their tasks) and finished shards in one
         transaction; False (and every lane stops) if the job has ended or been cancelled.
@@ -244,14 +239,12 @@ class _Enumeration:
                     enumerated=enumerated,
                 )  # fmt: skip
                 active = after is not None and after.state in progress.ACTIVE
-                if active and self.inline and self._failing(after):
-                    threshold = self.step.job.params.failure_threshold
-                    await progress.finish(
-                        conn, runtime.clock, job_id, JobState.FAILED,
-                        message=f"{after.failed} of {after.processed + after.failed} objects"
-                        f" failed, more than the failureThreshold of {threshold:g}%",
-                    )  # fmt: skip
-                    active = False
+                threshold = self.step.job.params.failure_threshold
+                if active and self.inline:  # inline partitions count their failures here
+                    failed = await progress.fail_if_past_threshold(
+                        conn, runtime.clock, job_id, after, threshold
+                    )
+                    active = not failed
                 if active and not self.inline:
                     seqs = range(self.seq, self.seq + len(cut))
                     await queue.enqueue_partitions(conn, job_id, seqs)

@@ -286,6 +286,21 @@ async def _keep_affected(conn: AsyncConnection, job_id: int, affected: list[Affe
     await conn.execute(_TRIM_AFFECTED, {"job_id": job_id, "keep": AFFECTED_SAMPLE})
 
 
+async def fail_if_past_threshold(
+    conn: AsyncConnection, clock: Clock, job_id: int, after: Any, threshold: float
+) -> bool:
+    """End the job FAILED if more than `threshold` % of what it attempted failed (judged
+    mid-run, from 1,000 attempts); True if it did."""
+    if not threshold_crossed(after, threshold, final=False):
+        return False
+    attempted = after.processed + after.failed
+    message = (
+        f"{after.failed} of {attempted} objects failed, more than the failureThreshold"
+        f" of {threshold:g}%"
+    )
+    return await finish(conn, clock, job_id, JobState.FAILED, message=message)
+
+
 def threshold_crossed(row: Any, threshold: float, *, final: bool) -> bool:
     """SPEC §4: more than `threshold` % of attempted objects failed, judged once 1,000 were
     attempted, or at the end when fewer were selected."""

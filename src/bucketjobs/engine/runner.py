@@ -72,13 +72,9 @@ async def run_partition(runtime: WorkerRuntime, job_id: int, seq: int) -> None:
             if after is None or after.state not in progress.ACTIVE:
                 return
             threshold = step.job.params.failure_threshold
-            if progress.threshold_crossed(after, threshold, final=False):
-                await progress.finish(
-                    conn, runtime.clock, job_id, JobState.FAILED,
-                    message=f"{after.failed} of {after.processed + after.failed} objects failed,"
-                    f" more than the failureThreshold of {threshold:g}%",
-                )  # fmt: skip
-            elif after.enum_done and after.partitions_done == after.partitions_planned:
+            if await progress.fail_if_past_threshold(conn, runtime.clock, job_id, after, threshold):
+                return
+            if after.enum_done and after.partitions_done == after.partitions_planned:
                 await queue.enqueue_finish(conn, job_id)
     except progress.JobEnded:
         return
