@@ -54,6 +54,18 @@ def _assert_clean(stack: Any, before: int, response: httpx.Response, status: int
         ("/storage_component/update_state", '{"id": 99999999999999999999, "state": "ACTIVE"}'),
         ("/jobs/list", '{"pageSize": 1e999}'),
         ("/jobs/list", '{"pageSize": ' + "9" * 5000 + "}"),
+        ("/jobs/affected", '{"jobId": {"id": 99999999999999999999999999}}'),
+        ("/jobs/affected", '{"jobId": {"id": 1}, "pageToken": "a\u0000b"}'),
+        ("/jobs/affected", '{"jobId": {"id": 1}, "pageSize": 1e999}'),
+        ("/jobs/affected", DEEP),
+        ("/jobs/create", '{"jobType": "LIFECYCLE_UPDATE", "bucketName": "abc",'
+                         ' "jobParams": {"lifecycleConfiguration": "{\\"Rules\\": \\u0000}"}}'),
+        ("/jobs/create", '{"jobType": "LIFECYCLE_UPDATE", "bucketName": "abc",'
+                         ' "jobParams": {"lifecycleConfiguration": "' + "[" * 3000 + '"}}'),
+        ("/jobs/create", '{"jobType": "LIFECYCLE_UPDATE", "bucketName": "abc",'
+                         ' "jobParams": {"evaluationTime": "9' + "9" * 4000 + '"}}'),
+        ("/jobs/create", '{"jobType": "LIFECYCLE_UPDATE", "bucketName": "abc",'
+                         ' "jobParams": {"lifecycleConfiguration": "\\ud800"}}'),
     ],
 )  # fmt: skip
 async def test_hostile_bodies_are_400(stack, admin, path, body):
