@@ -46,6 +46,7 @@ from bucketjobs.ops.base import (
 )
 from bucketjobs.storage.deletes import Target, delete_batch
 from bucketjobs.storage.lister import Entry
+from bucketjobs.storage.listing import iter_uploads
 from bucketjobs.storage.retry import StorageError, with_retries
 from bucketjobs.storage.tagging import read_tags
 
@@ -89,8 +90,9 @@ def rules_of(job: RunningJob) -> tuple[Rule, ...]:
     return _params(job).lifecycle_configuration or _rules_of(job.plan["configuration"])
 
 
-def _key(decision: Decision) -> str:
-    return f"rule.{decision.rule.number}.{decision.action.value}"
+def _partial_name(rule: Rule, action: Action) -> str:
+    """The partial counter of one rule's action (rules by position: ids may hold anything)."""
+    return f"rule.{rule.number}.{action.value}"
 
 
 def _count(delta: Delta, decision: Decision, size: int) -> None:
@@ -99,10 +101,18 @@ def _count(delta: Delta, decision: Decision, size: int) -> None:
     partial = delta.partial
     for name, value in (
         (decision.action.value, 1),
-        (_key(decision) + ".count", 1),
-        (_key(decision) + ".bytes", size),
+        (_partial_name(decision.rule, decision.action) + ".count", 1),
+        (_partial_name(decision.rule, decision.action) + ".bytes", size),
     ):
         partial[name] = partial.get(name, 0) + value
+
+
+def _acted(delta: Delta, decision: Decision) -> None:
+    """One version deleted (or, in a dry run, that would be)."""
+    size = decision.version.size or 0
+    _count(delta, decision, size)
+    delta.processed += 1
+    delta.bytes += size
 
 
 def _by_key(entries: Sequence[Entry]) -> list[list[Entry]]:
@@ -158,38 +168,25 @@ class LifecycleUpdate:
         failures: list[dict[str, Any]] = []
         if not any(r.enabled and r.abort_days is not None for r in rules):
             return {"aborted": aborted, "failures": failures}
-        prefix = _params(job).prefix
-        marker: dict[str, str] = {}
-        while True:
-            call = functools.partial(
-                job.client.list_multipart_uploads, Bucket=job.bucket, Prefix=prefix, **marker
-            )
-            page = await with_retries(call)
-            for upload in page.get("Uploads", ()):
-                key, upload_id = upload["Key"], upload["UploadId"]
-                rule = abort_due(rules, key, upload["Initiated"], now)
-                if rule is None:
-                    continue
-                if not job.params.dry_run:
-                    abort = functools.partial(
-                        job.source.http.request, "DELETE", job.bucket, key,
-                        query={"uploadId": upload_id}, ok=(200, 204, 404),
+        uploads = iter_uploads(job.client, job.bucket, prefix=_params(job).prefix, sizes=False)
+        async for upload in uploads:
+            rule = abort_due(rules, upload.key, upload.initiated, now)
+            if rule is None:
+                continue
+            if not job.params.dry_run:
+                abort = functools.partial(
+                    job.source.http.request, "DELETE", job.bucket, upload.key,
+                    query={"uploadId": upload.upload_id}, ok=(200, 204, 404),
+                )  # fmt: skip
+                try:
+                    await with_retries(abort)
+                except StorageError as exc:
+                    failures.append(
+                        {"key": upload.key, "uploadId": upload.upload_id, "code": exc.code,
+                         "status": exc.http_status, "message": exc.message}
                     )  # fmt: skip
-                    try:
-                        await with_retries(abort)
-                    except StorageError as exc:
-                        failures.append(
-                            {"key": key, "uploadId": upload_id, "code": exc.code,
-                             "status": exc.http_status, "message": exc.message}
-                        )  # fmt: skip
-                        continue
-                aborted[str(rule.number)] = aborted.get(str(rule.number), 0) + 1
-            if not page.get("IsTruncated"):
-                break
-            marker = {
-                "KeyMarker": page.get("NextKeyMarker", ""),
-                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
-            }
+                    continue
+            aborted[str(rule.number)] = aborted.get(str(rule.number), 0) + 1
         return {"aborted": aborted, "failures": failures}
 
     async def act(self, job: RunningJob, entries: Sequence[Entry], after: str | None) -> Delta:
@@ -212,10 +209,7 @@ class LifecycleUpdate:
         delta.skipped = len(entries) - len(acting) - delta.failed
         if job.params.dry_run:
             for decision in acting:
-                size = decision.version.size or 0
-                _count(delta, decision, size)
-                delta.processed += 1
-                delta.bytes += size
+                _acted(delta, decision)
             affected = [
                 Affected(d.version.key, d.version.version_id, d.action.value, d.rule.id,
                          d.version.size or 0)
@@ -289,10 +283,7 @@ class LifecycleUpdate:
                 if error is not None:
                     _fail(delta, decision.version, error.code, error.http_status, error.message)
                     continue
-                size = decision.version.size or 0
-                _count(delta, decision, size)
-                delta.processed += 1
-                delta.bytes += size
+                _acted(delta, decision)
 
         chunks = [acting[i : i + DELETE_BATCH] for i in range(0, len(acting), DELETE_BATCH)]
         try:
@@ -313,7 +304,7 @@ class LifecycleUpdate:
                 if action is Action.ABORT:
                     count, size = aborted.get(rule.number, 0), 0
                 else:
-                    name = f"rule.{rule.number}.{action.value}"
+                    name = _partial_name(rule, action)
                     count = int(totals.get(name + ".count", 0))
                     size = int(totals.get(name + ".bytes", 0))
                 if count:

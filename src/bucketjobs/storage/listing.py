@@ -12,6 +12,7 @@ of the next range (`next_key`), which holds whatever the order.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -135,11 +136,15 @@ async def iter_range(
 class Upload:
     key: str
     upload_id: str
-    size: int
+    initiated: dt.datetime
+    size: int  # 0 when not asked for
 
 
-async def iter_uploads(client: Any, bucket: str, *, prefix: str = "") -> AsyncIterator[Upload]:
-    """Incomplete multipart uploads with the bytes of the parts uploaded so far."""
+async def iter_uploads(
+    client: Any, bucket: str, *, prefix: str = "", sizes: bool = True
+) -> AsyncIterator[Upload]:
+    """Incomplete multipart uploads, with the bytes of the parts uploaded so far when
+    `sizes` (a ListParts per upload)."""
     key_marker: str | None = None
     upload_marker: str | None = None
     while True:
@@ -154,7 +159,7 @@ async def iter_uploads(client: Any, bucket: str, *, prefix: str = "") -> AsyncIt
         for upload in page.get("Uploads", ()):
             size = 0
             part_marker = 0
-            while True:
+            while sizes:
                 parts: dict[str, Any] = await with_retries(
                     functools.partial(
                         client.list_parts,
@@ -168,7 +173,7 @@ async def iter_uploads(client: Any, bucket: str, *, prefix: str = "") -> AsyncIt
                 if not parts.get("IsTruncated"):
                     break
                 part_marker = int(parts["NextPartNumberMarker"])
-            yield Upload(upload["Key"], upload["UploadId"], size)
+            yield Upload(upload["Key"], upload["UploadId"], upload["Initiated"], size)
         if not page.get("IsTruncated"):
             return
         key_marker, upload_marker = page.get("NextKeyMarker"), page.get("NextUploadIdMarker")
