@@ -3,7 +3,10 @@
 Closed loop: N clients (1, 10, 100, 500), each sending its next request as soon as the last
 one answered, for --seconds each, on `jobs/status`, `jobs/list` and the field client's
 whole sequence per call (token, csrf, serial_number, status), while a BATCH_REPLICATE job
-runs. Open loop: 100 clients each polling `jobs/status` once a second (p99 goal < 25 ms).
+runs. wrk (Debian's package, which scripts/test installs) drives the one-call rows: a C
+client on one thread leaves the two cores to the server, where 500 aiohttp connections in
+this process took a growing share of them. Open loop: 100 clients each polling
+`jobs/status` once a second (p99 goal < 25 ms).
 Beside it, in the same run, a bare FastAPI app on the same server stack (uvicorn,
 httptools, SQLAlchemy + psycopg pool) doing one primary-key SELECT of the same job row per
 request, read the fastest way the product knows (db/session.create_read_engine): the floor this
@@ -15,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -30,10 +36,12 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ADMIN_PASSWORD, seed, service
+from harness import ADMIN_PASSWORD, cpu_seconds, cpu_used, seed, service
 
 from bucketjobs.client import REALM_TOKEN
 from bucketjobs.storage.embedded import _free_port
+
+WRK = shutil.which("wrk") or "wrk"
 
 BARE_APP = textwrap.dedent("""
     import gc
@@ -91,6 +99,37 @@ async def closed_loop(
         await asyncio.gather(*(one() for _ in range(clients)))
         elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, latencies
+
+
+def wrk_closed_loop(
+    url: str, path: str, body: object, headers: dict[str, str], clients: int, seconds: float
+) -> tuple[float, float, float, int]:
+    """The closed loop of one POST, driven by wrk: requests/s, p50 and p99 in ms, and the
+    answers that were not 2xx or never came (connection errors, timeouts)."""
+    script = ["wrk.method = 'POST'", f"wrk.body = {json.dumps(json.dumps(body))}",
+              "wrk.headers['Content-Type'] = 'application/json'"]  # fmt: skip
+    script += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    lua = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-api-{os.getpid()}.lua"
+    lua.write_text("\n".join(script) + "\n")
+    try:
+        out = subprocess.run(
+            [WRK, "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency",
+             "--timeout", "30s", "-s", str(lua), url + path],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        lua.unlink()
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rate = float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M).group(1))  # type: ignore[union-attr]
+    bad = sum(
+        int(n)
+        for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout):? (\d+)", out)
+    )
+    return rate, ms("50%"), ms("99%"), bad
 
 
 async def open_loop(
@@ -187,9 +226,6 @@ async def main() -> None:
         async def status(http: aiohttp.ClientSession) -> None:
             await post(http, "/mapi/v1/jobs/status", {"jobId": {"id": job_id}}, headers)
 
-        async def listing(http: aiohttp.ClientSession) -> None:
-            await post(http, "/mapi/v1/jobs/list", {"pageSize": 20}, headers)
-
         refused: list[int] = []
 
         async def field(http: aiohttp.ClientSession) -> None:
@@ -209,13 +245,15 @@ async def main() -> None:
             await post(http, "/mapi/v1/serial_number/get", {}, h)
             await post(http, "/mapi/v1/jobs/status", {"jobId": {"id": job_id}}, h)
 
-        async def baseline(http: aiohttp.ClientSession) -> None:
-            await post(http, "/status", {"id": job_id}, {})
-
-        rows = [("bare", "bare FastAPI + 1 SELECT", bare_url, baseline),
-                ("status", "jobs/status", svc.base_url, status),
-                ("list", "jobs/list (20)", svc.base_url, listing),
-                ("field", "field sequence (4 calls)", svc.base_url, field)]  # fmt: skip
+        # (key, name, server, one call as wrk sends it, or the sequence aiohttp runs)
+        status_body = {"jobId": {"id": job_id}}
+        rows: list[tuple[str, str, str, tuple[str, object, dict[str, str]] | Call]] = [
+            ("bare", "bare FastAPI + 1 SELECT", bare_url, ("/status", {"id": job_id}, {})),
+            ("status", "jobs/status", svc.base_url, ("/mapi/v1/jobs/status", status_body, headers)),
+            ("list", "jobs/list (20)", svc.base_url,
+             ("/mapi/v1/jobs/list", {"pageSize": 20}, headers)),
+            ("field", "field sequence (4 calls)", svc.base_url, field),
+        ]  # fmt: skip
         rates: dict[tuple[str, int], float] = {}
         print(f"{'what':<26} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
               " refused  failed  server CPU ms/req")  # fmt: skip
@@ -227,26 +265,35 @@ async def main() -> None:
             return times.user + times.system
 
         try:
-            for key, name, url, call in rows:
+            if "open" in wanted:  # first: the steady state, not the wake of a 500-client storm
+                failed.clear()
+                n = args.open_clients
+                before_open = cpu_seconds()
+                rate, lat = await open_loop(svc.base_url, n, args.open_seconds, 1.0, status)
+                print(f"{'jobs/status, open loop':<26} {n:>7} {rate:>8.0f} {_pct(lat, .5):>8.1f}"
+                      f" {_pct(lat, .99):>8.1f} {0:>7} {len(failed):>7}"
+                      f"   ({n} clients, 1 call/s each; max {max(lat) * 1000:.1f} ms)")  # fmt: skip
+                print(f"  CPU s during the open loop: {cpu_used(before_open, cpu_seconds())}")
+            for key, name, url, load in rows:
                 if key not in wanted:
                     continue
                 for clients in counts:
                     refused.clear()
                     failed.clear()
                     before = cpu(url)
-                    rate, lat = await closed_loop(url, clients, args.seconds, call)
-                    per_request = (cpu(url) - before) / max(1, len(lat)) * 1000
+                    if isinstance(load, tuple):
+                        rate, p50, p99, bad = await asyncio.to_thread(
+                            wrk_closed_loop, url, *load, clients, args.seconds
+                        )
+                        failed.extend([1] * bad)
+                    else:
+                        rate, lat = await closed_loop(url, clients, args.seconds, load)
+                        p50, p99 = _pct(lat, 0.5), _pct(lat, 0.99)
+                    per_request = (cpu(url) - before) / max(1.0, rate * args.seconds) * 1000
                     rates[key, clients] = rate
                     tail = f"{len(refused):>7} {len(failed):>7} {per_request:>17.2f}"
-                    print(f"{name:<26} {clients:>7} {rate:>8.0f} {_pct(lat, .5):>8.1f}"
-                          f" {_pct(lat, .99):>8.1f} {tail}", flush=True)  # fmt: skip
-            if "open" in wanted:
-                failed.clear()
-                n = args.open_clients
-                rate, lat = await open_loop(svc.base_url, n, args.open_seconds, 1.0, status)
-                print(f"{'jobs/status, open loop':<26} {n:>7} {rate:>8.0f} {_pct(lat, .5):>8.1f}"
-                      f" {_pct(lat, .99):>8.1f} {0:>7} {len(failed):>7}"
-                      f"   ({n} clients, 1 call/s each; max {max(lat) * 1000:.1f} ms)")  # fmt: skip
+                    print(f"{name:<26} {clients:>7} {rate:>8.0f} {p50:>8.1f}"
+                          f" {p99:>8.1f} {tail}", flush=True)  # fmt: skip
         finally:
             bare.terminate()
             bare.wait(10)

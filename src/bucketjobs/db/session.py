@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -10,6 +12,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 T = TypeVar("T")
+
+# One FIFO queue of callers per read engine, as wide as its pool (see `read`).
+_READ_GATES: weakref.WeakKeyDictionary[object, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -55,12 +60,22 @@ def create_read_engine(url: str, *, pool_size: int = 16) -> AsyncEngine:
 
 async def read(db: AsyncEngine, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """`query` on a connection of `db`, once more on a fresh one if the server had dropped
-    the first (a restarted PostgreSQL: the pool then discards every connection it held)."""
-    try:
+    the first (a restarted PostgreSQL: the pool then discards every connection it held).
+
+    Callers queue at a semaphore as wide as the pool before they ask it for a connection.
+    SQLAlchemy's async pool lets a newcomer take a returned connection ahead of a waiter,
+    which then goes to the back of the line and times out with a task and a timer of its
+    own: under 100 clients its p99 was 0.8 to 1.5 s, and its CPU per read grew with the
+    number waiting (docs/PERFORMANCE.md)."""
+    gate = _READ_GATES.get(db.sync_engine)
+    if gate is None:
+        gate = _READ_GATES[db.sync_engine] = asyncio.Semaphore(db.sync_engine.pool.size())  # type: ignore[attr-defined]
+    async with gate:
+        try:
+            async with db.connect() as conn:
+                return await query(conn)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
         async with db.connect() as conn:
             return await query(conn)
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-    async with db.connect() as conn:
-        return await query(conn)
