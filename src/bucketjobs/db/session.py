@@ -62,11 +62,11 @@ async def read(db: AsyncEngine, query: Callable[[AsyncConnection], Awaitable[T]]
     """`query` on a connection of `db`, once more on a fresh one if the server had dropped
     the first (a restarted PostgreSQL: the pool then discards every connection it held).
 
-    Callers queue at a semaphore as wide as the pool before they ask it for a connection.
-    SQLAlchemy's async pool lets a newcomer take a returned connection ahead of a waiter,
-    which then goes to the back of the line and times out with a task and a timer of its
-    own: under 100 clients its p99 was 0.8 to 1.5 s, and its CPU per read grew with the
-    number waiting (docs/PERFORMANCE.md)."""
+    Callers queue, in order, at a semaphore as wide as the pool before they ask it for a
+    connection. SQLAlchemy's async pool waits with a task and a timer per waiter, and lets
+    a newcomer take a returned connection ahead of the waiter it woke, which then queues
+    again at the back: under 100 clients the p99 was 0.8 to 1.5 s, and the CPU per read
+    grew with the number waiting (docs/PERFORMANCE.md)."""
     gate = _READ_GATES.get(db.sync_engine)
     if gate is None:
         gate = _READ_GATES[db.sync_engine] = asyncio.Semaphore(db.sync_engine.pool.size())  # type: ignore[attr-defined]
