@@ -66,6 +66,23 @@ def _assert_clean(stack: Any, before: int, response: httpx.Response, status: int
                          ' "jobParams": {"evaluationTime": "9' + "9" * 4000 + '"}}'),
         ("/jobs/create", '{"jobType": "LIFECYCLE_UPDATE", "bucketName": "abc",'
                          ' "jobParams": {"lifecycleConfiguration": "\\ud800"}}'),
+        ("/notification/target/create", '{"name": "a\\u0000", "type": "WEBHOOK",'
+                                        ' "config": {"url": "http://h/"}}'),
+        ("/notification/target/create", '{"name": "n", "type": "WEBHOOK",'
+                                        ' "config": {"url": "http://h/\\ud800"}}'),
+        ("/notification/target/create", '{"name": "n", "type": "WEBHOOK", "config": ' + DEEP + "}"),
+        ("/notification/target/create", '{"name": "n", "type": "MQTT",'
+                                        ' "config": {"url": "mqtt://h", "topic": "t", "qos": 1e999}}'),
+        ("/notification/target/create", '{"name": "n", "type": "WEBHOOK",'
+                                        ' "config": {"url": "http://h:99999999999999999999/"}}'),
+        ("/notification/target/delete", '{"id": "99999999999999999999"}'),
+        ("/notification/target/delete", '{"id": 5}'),
+        ("/notification/target/delete", '{"id": "2147483648"}'),
+        ("/notification/bucket/set", '{"bucketName": "abc", "bindings": [{"targetId": "1",'
+                                     ' "events": ["s3:ObjectCreated:*"], "prefix": "\\u0000"}]}'),
+        ("/notification/bucket/set", '{"bucketName": "abc", "bindings": '
+                                     + "[" * 40 + "]" * 40 + "}"),
+        ("/notification/bucket/get", '{"bucketName": "\\ud800"}'),
     ],
 )  # fmt: skip
 async def test_hostile_bodies_are_400(stack, admin, path, body):

@@ -13,7 +13,16 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from bucketjobs import __version__
-from bucketjobs.api import buckets, components, errors, grants, health, identity, jobs
+from bucketjobs.api import (
+    buckets,
+    components,
+    errors,
+    grants,
+    health,
+    identity,
+    jobs,
+    notifications,
+)
 from bucketjobs.api.schemas import REQUEST_SCHEMAS, complete_responses, link_jobs
 from bucketjobs.api.state import ApiState
 from bucketjobs.api.storage import PrimaryStore
@@ -28,6 +37,7 @@ from bucketjobs.db.installation import load_installation
 from bucketjobs.db.session import create_engine, create_read_engine, libpq_url
 from bucketjobs.jobs.pages import PageTokens
 from bucketjobs.jobs.service import JobService
+from bucketjobs.notify.service import NotificationService
 from bucketjobs.ops.registry import OPERATIONS
 from bucketjobs.storage.component_service import ComponentService
 from bucketjobs.storage.secrets import load_or_create_fernet
@@ -73,6 +83,7 @@ def create_app(
                 frozenset(OPERATIONS),
             ),
             components=ComponentService(db, fernet),
+            notifications=NotificationService(db, fernet),
             fernet=fernet,
             serial=secrets["serial"],
             realm=realm,
@@ -116,6 +127,7 @@ def create_app(
         app.include_router(buckets.router, prefix=prefix)
         app.include_router(components.router, prefix=prefix)
         app.include_router(grants.router, prefix=prefix)
+        app.include_router(notifications.router, prefix=prefix)
     app.include_router(identity.oidc)
     app.include_router(health.router)
 

@@ -192,6 +192,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "permission denied",
         404: "not found",
         405: "method not allowed",
+        409: "conflicts with what exists (a taken name, a target still bound)",
         413: "body too large",
         429: "too many requests",
         500: "internal error",

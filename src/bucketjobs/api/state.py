@@ -13,6 +13,7 @@ from bucketjobs.auth.logins import LoginChecker
 from bucketjobs.auth.tokens import TokenIssuer
 from bucketjobs.clock import Clock
 from bucketjobs.jobs.service import JobService
+from bucketjobs.notify.service import NotificationService
 from bucketjobs.storage.component_service import ComponentService
 
 
@@ -25,6 +26,7 @@ class ApiState:
     csrf: CsrfProtector
     jobs: JobService
     components: ComponentService
+    notifications: NotificationService
     fernet: Fernet
     serial: str
     logins: LoginChecker

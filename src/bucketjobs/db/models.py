@@ -205,3 +205,40 @@ refresh_families = Table(
     Index("ix_refresh_families_user", "user_id"),
     Index("ix_refresh_families_expiry", "expires_at"),
 )
+
+# SPEC §4 targets: `config` as answers show it (secrets masked), the whole config encrypted.
+notification_targets = Table(
+    "notification_targets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("type", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("config_enc", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A bucket's bindings (on one component), in the order they were set. A bound target cannot
+# be deleted (RESTRICT): events silently going nowhere is worse than a refused delete.
+bucket_notifications = Table(
+    "bucket_notifications",
+    metadata,
+    Column(
+        "component_id",
+        Integer,
+        ForeignKey("storage_components.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("bucket_name", Text, primary_key=True),
+    Column(
+        "target_id",
+        Integer,
+        ForeignKey("notification_targets.id", ondelete="RESTRICT"),
+        primary_key=True,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("events", ARRAY(Text), nullable=False),
+    Column("prefix", Text, nullable=False, server_default=""),
+    Column("suffix", Text, nullable=False, server_default=""),
+    Index("ix_bucket_notifications_target", "target_id"),
+)

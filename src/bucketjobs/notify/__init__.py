@@ -1,0 +1,1 @@
+"""Event notifications: targets, bindings of targets to buckets, and (to come) delivery."""
