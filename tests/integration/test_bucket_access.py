@@ -170,10 +170,19 @@ async def test_lifecycle_update_needs_write(users, buckets, granted, admin, s3):
     assert len(await keys(s3, buckets["a_src"])) == 3
 
 
-async def test_types_not_built_yet_are_refused_before_access(users, buckets, granted):
-    # TRIGGER_RECONCILIATION (needs READ) is still refused at create for every caller; its
-    # access rule is in auth/access.py.
-    assert (await _create(users["writer"], "TRIGGER_RECONCILIATION", buckets["a_src"]))[0] == 400
+async def test_trigger_reconciliation_needs_read(users, buckets, granted):
+    # Access is checked before the bindings are read: no binding is needed to be refused.
+    assert await _create(users["none"], "TRIGGER_RECONCILIATION", buckets["a_src"]) == (
+        403,
+        "FORBIDDEN",
+    )
+    assert await _create(users["reader"], "TRIGGER_RECONCILIATION", buckets["b"]) == (
+        403,
+        "FORBIDDEN",
+    )
+    created = await users["reader"].create("TRIGGER_RECONCILIATION", buckets["a_src"])
+    done = await users["reader"].wait(created["jobId"]["id"])
+    assert done["jobState"] == "FAILED" and "no notification target" in done["message"]
 
 
 async def test_job_already_active_names_the_job_only_to_who_may_see_it(users, granted, admin, s3):

@@ -83,6 +83,16 @@ def _assert_clean(stack: Any, before: int, response: httpx.Response, status: int
         ("/notification/bucket/set", '{"bucketName": "abc", "bindings": '
                                      + "[" * 40 + "]" * 40 + "}"),
         ("/notification/bucket/get", '{"bucketName": "\\ud800"}'),
+        ("/jobs/create", '{"jobType": "TRIGGER_RECONCILIATION", "bucketName": "abc",'
+                         ' "jobParams": {"eventName": "s3:ObjectCreated:\\u0000"}}'),
+        ("/jobs/create", '{"jobType": "TRIGGER_RECONCILIATION", "bucketName": "abc",'
+                         ' "jobParams": {"eventName": "s3:ObjectCreated:*"}}'),
+        ("/jobs/create", '{"jobType": "TRIGGER_RECONCILIATION", "bucketName": "abc",'
+                         ' "jobParams": {"modifiedAfter": "9' + "9" * 4000 + '"}}'),
+        ("/jobs/create", '{"jobType": "TRIGGER_RECONCILIATION", "bucketName": "abc",'
+                         ' "jobParams": {"targets": ",,"}}'),
+        ("/jobs/create", '{"jobType": "TRIGGER_RECONCILIATION", "bucketName": "abc",'
+                         ' "jobParams": {"targets": "1,abc"}}'),
     ],
 )  # fmt: skip
 async def test_hostile_bodies_are_400(stack, admin, path, body):

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bucketjobs.clock import Clock
 from bucketjobs.engine.limits import JobLimits
 from bucketjobs.jobs.params import CommonParams
+from bucketjobs.notify.senders import Sender, open_sender
+from bucketjobs.notify.service import NotificationService, Target
 from bucketjobs.storage.components import load_component
 from bucketjobs.storage.http import S3Http
 from bucketjobs.storage.s3 import open_client
@@ -50,6 +52,8 @@ class WorkerRuntime:
         self.max_requests = max_requests
         self.inline = inline  # planners act on inline ops' pages themselves (planner.py)
         self._stores: dict[int, tuple[float, Store]] = {}
+        self._senders: dict[int, tuple[float, Target, Sender]] = {}
+        self.notifications = NotificationService(db, fernet)
         self._store_lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()
         self.cancelled: set[int] = set()
@@ -86,6 +90,27 @@ class WorkerRuntime:
                 store = Store(component, http, client)
             self._stores[component_id] = (time.monotonic(), store)
             return store
+
+    async def sender(self, target_id: int) -> tuple[Target, Sender]:
+        """A notification target with its open sender, shared by every step of this
+        process (connections are reused across jobs, not opened per event). Read again at
+        most every COMPONENT_TTL seconds; a changed config opens a new sender."""
+        now = time.monotonic()
+        cached = self._senders.get(target_id)
+        if cached is not None and now - cached[0] < COMPONENT_TTL:
+            return cached[1], cached[2]
+        async with self._store_lock:
+            cached = self._senders.get(target_id)
+            if cached is not None and now - cached[0] < COMPONENT_TTL:
+                return cached[1], cached[2]
+            target = await self.notifications.target(target_id)
+            if cached is not None and cached[1] == target:
+                sender = cached[2]
+            else:
+                sender = open_sender(target)
+                self._stack.push_async_callback(sender.close)
+            self._senders[target_id] = (time.monotonic(), target, sender)
+            return target, sender
 
     def limits(self, job_id: int, params: CommonParams) -> JobLimits:
         """This process's share of the job's `maxConcurrency` and `rateLimit`."""

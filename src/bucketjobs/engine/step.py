@@ -109,5 +109,7 @@ async def load_step(runtime: WorkerRuntime, row: Any) -> Step:
         scope=Scope(typed.prefix),
         slot=runtime.limits(row.id, typed).slot,
         stopping=functools.partial(runtime.stopping, row.id),
+        sender=runtime.sender,
+        bindings=runtime.notifications.bindings,
     )
     return Step(row, OPERATIONS[job_type], job, runtime)

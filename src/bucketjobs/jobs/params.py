@@ -16,6 +16,7 @@ from typing import Any
 
 from bucketjobs.jobs.lifecycle import Rule, parse_configuration
 from bucketjobs.jobs.model import INT32_MAX, JobType
+from bucketjobs.notify.config import EVENT_NAMES
 
 MAX_ENTRIES = 64
 MAX_KEY_LEN = 128
@@ -100,16 +101,17 @@ def _bucket(value: str) -> str:
 
 
 def _event_name(value: str) -> str:
-    if not re.fullmatch(r"s3:[A-Za-z]+:[A-Za-z*]+", value):
+    """One S3 event name, as a record carries it: no wildcard."""
+    if value not in EVENT_NAMES or value.endswith("*"):
         raise ValueError("must be an S3 event name such as s3:ObjectCreated:Put")
     return value
 
 
 def _id_list(value: str) -> list[str]:
     items = [item.strip() for item in value.split(",")]
-    if not all(items):
-        raise ValueError("must be a comma-separated list of target ids")
-    return items
+    if not all(re.fullmatch(r"[1-9][0-9]{0,9}", item) for item in items):
+        raise ValueError("must be a comma-separated list of target ids (numbers)")
+    return list(dict.fromkeys(items))
 
 
 Validator = Callable[[str], Any]

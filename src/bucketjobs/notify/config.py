@@ -253,11 +253,13 @@ class Binding(BaseModel):
                 raise ValueError(f"events[{n}] is not an S3 event name (e.g. s3:ObjectCreated:*)")
         return list(dict.fromkeys(value))
 
-    def matches(self, event: str, key: str) -> bool:
-        """Whether this binding wants `event` (e.g. `s3:ObjectCreated:Put`) for `key`."""
-        family = event.rpartition(":")[0] + ":*"
-        wanted = event in self.events or family in self.events
-        return wanted and key.startswith(self.prefix) and key.endswith(self.suffix)
+    def wants(self, event: str) -> bool:
+        """Whether this binding takes `event` (e.g. `s3:ObjectCreated:Put`)."""
+        return event in self.events or event.rpartition(":")[0] + ":*" in self.events
+
+    def selects(self, key: str) -> bool:
+        """Whether this binding's key filters let `key` through."""
+        return key.startswith(self.prefix) and key.endswith(self.suffix)
 
 
 def check_bindings(bindings: list[Binding]) -> None:

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bucketjobs.jobs.params import CommonParams
+from bucketjobs.notify.senders import Sender
+from bucketjobs.notify.service import Target
 from bucketjobs.storage.lister import Entry
 from bucketjobs.storage.listing import Scope
 from bucketjobs.storage.store import Store
@@ -112,6 +114,10 @@ class RunningJob:
     # True once the job is cancelled: an op starts no further object operation, and returns
     # the Delta of those it finished (the engine commits it, so a cut-short page counts).
     stopping: Callable[[], bool] = field(default=lambda: False)
+    # A notification target and its open sender, by id (TRIGGER_RECONCILIATION), and the
+    # bindings of a bucket of the source component: read through the worker's runtime.
+    sender: Callable[[int], Awaitable[tuple[Target, Sender]]] | None = None
+    bindings: Callable[[int, str], Awaitable[list[Any]]] | None = None
 
     @property
     def client(self) -> Any:
