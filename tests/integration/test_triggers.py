@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -235,3 +238,56 @@ async def test_jobs_without_a_matching_binding_fail_and_unbound_targets_are_name
     job = await admin.create("TRIGGER_RECONCILIATION", bucket, targets="999")
     done = await admin.wait(job["jobId"]["id"])
     assert done["jobState"] == "FAILED" and "999" in done["message"], done
+
+
+async def test_target_test_says_what_answered(admin, redis_server, webhook):
+    up = await _target(admin, "test-up", "REDIS", url=redis_server.url, mode="LIST", key="k")
+    hook = await _target(admin, "test-hook", "WEBHOOK", url=webhook.url)
+    down = await _target(admin, "test-down", "REDIS", mode="LIST", key="k",
+                         url=f"redis://:pw-secret-1@127.0.0.1:{free_port()}/0")  # fmt: skip
+    for tid in (up, hook):
+        answer = await admin.ok("/notification/target/test", {"id": tid})
+        assert answer["reachable"] is True and answer["error"] is None, answer
+    answer = await admin.ok("/notification/target/test", {"id": down})
+    assert answer["reachable"] is False and "refused" in answer["error"].lower(), answer
+    assert "pw-secret-1" not in str(answer)
+    missing = await admin.post("/notification/target/test", {"id": "987654"})
+    assert missing.status_code == 404
+
+
+def test_targets_and_bindings_commands(stack, redis_server, bucket):
+    base = ["--database-url", stack.database_url, "--data-dir", str(stack.data_dir)]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bucketjobs.cli.main", *args, *base],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    added = cli("targets", "add", "cli-redis", "redis", f"url={redis_server.url}",
+                "mode=STREAM", "key=cli")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(cli("targets", "list", "--json").stdout)["targets"]
+    tid = next(t["id"] for t in listed if t["name"] == "cli-redis")
+    assert cli("targets", "test", tid).returncode == 0
+    bound = cli("bindings", "set", bucket, tid, "--event", "s3:ObjectCreated:Put",
+                "--prefix", "logs/")  # fmt: skip
+    assert bound.returncode == 0, bound.stderr
+    got = json.loads(cli("bindings", "get", bucket, "--json").stdout)
+    assert got == {"bindings": [{"targetId": tid, "events": ["s3:ObjectCreated:Put"],
+                                 "prefix": "logs/"}]}  # fmt: skip
+    for args, says in (
+        (("targets", "add", "x", "SMTP", "url=smtp://h"), "TYPE must be one of"),
+        (("targets", "add", "x", "redis", "url=http://u:leak-9@h", "mode=LIST", "key=k"),
+         "config.url"),
+        (("targets", "add", "cli-redis", "redis", "url=redis://h", "mode=LIST", "key=k"),
+         "exists"),
+        (("targets", "remove", tid), "bound to bucket"),
+        (("bindings", "set", bucket, "99999"), "not found"),
+        (("bindings", "set", bucket, tid, "--event", "s3:Nope"), "events"),
+    ):  # fmt: skip
+        failed = cli(*args)
+        assert failed.returncode == 1, (args, failed.stdout)
+        assert says in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
+        assert "leak-9" not in failed.stderr
+    assert cli("bindings", "set", bucket).returncode == 0
+    assert cli("targets", "remove", tid).returncode == 0
+    assert "cli-redis" not in cli("targets", "list").stdout

@@ -24,6 +24,7 @@ from bucketjobs.auth import permissions as perm
 from bucketjobs.auth.access import Access
 from bucketjobs.auth.caller import Caller
 from bucketjobs.notify.config import Binding, ConfigError, TargetId, TargetSpec, checked_config
+from bucketjobs.notify.senders import probe
 from bucketjobs.notify.service import TargetConflict, TargetNotFound, binding_view, view
 
 router = APIRouter(tags=["notifications"])
@@ -104,6 +105,23 @@ async def delete_target(
     with _answers():
         await state_of(request).notifications.delete(int(body.id))
     return {}
+
+
+@router.post(
+    "/notification/target/test",
+    responses=errors(404, *ERRORS),
+    openapi_extra=request_body(TargetIdBody),
+)
+async def test_target(
+    request: Request, _: Any = Depends(require(perm.STORAGE_ADMIN))
+) -> dict[str, Any]:
+    """Connect to the target as a job would (without sending) and say what answered."""
+    body = parse(TargetIdBody, await json_object(request))
+    with _answers():
+        target = await state_of(request).notifications.target(int(body.id))
+    problem = await probe(target)
+    return {"id": body.id, "name": target.name, "type": target.type.value,
+            "reachable": problem is None, "error": problem}  # fmt: skip
 
 
 @router.post(

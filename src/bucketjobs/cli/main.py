@@ -1,47 +1,36 @@
-"""`bucketjobs` commands: serve, worker, users."""
+"""`bucketjobs` commands: serve, worker, users, targets, bindings."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from bucketjobs.api.connections import ConnectionLimits
-from bucketjobs.cli.data_dir import DataDirBusy, exclusive, held, prepare
+from bucketjobs.cli.common import (
+    CommandError,
+    DatabaseUrl,
+    DataDir,
+    console,
+    fail,
+    run_in_database,
+)
+from bucketjobs.cli.data_dir import DataDirBusy
+from bucketjobs.cli.notifications import bindings_app, targets_app
 from bucketjobs.cli.serve import ServeOptions, serve
 from bucketjobs.db.embedded import EmbeddedPostgresError
 
 app = typer.Typer(help="Bulk jobs over S3 buckets.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users (talks to the database directly).")
 app.add_typer(users_app, name="users")
-console = Console()
-errors = Console(stderr=True, soft_wrap=True, highlight=False)
-T = TypeVar("T")
-
-
-def _fail(message: str) -> NoReturn:
-    """One line on stderr, exit status 1: what the operator must change, no traceback."""
-    errors.print(f"[red]error:[/red] {escape(message)}")
-    sys.exit(1)
-
-
-DataDir = Annotated[
-    Path, typer.Option(envvar="BUCKETJOBS_DATA_DIR", help="Where embedded state and keys live.")
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(envvar="BUCKETJOBS_DATABASE_URL", help="External PostgreSQL (libpq URL)."),
-]
+app.add_typer(targets_app, name="targets")
+app.add_typer(bindings_app, name="bindings")
 
 
 @app.command("serve")
@@ -101,7 +90,7 @@ def serve_command(
                            ConnectionLimits(header_timeout, per_address=max_connections_per_address,
                                             total=max_connections)))  # fmt: skip
     except (DataDirBusy, EmbeddedPostgresError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _configure_logging(default: str) -> None:
@@ -154,64 +143,6 @@ def worker_command(
     )
 
 
-@contextlib.contextmanager
-def _database(database_url: str | None, data_dir: Path) -> Iterator[str]:
-    """The database URL given, or the embedded one of `data_dir`: a running server's as it
-    is, else started for this command (holding the data dir) and stopped after it."""
-    from bucketjobs.db.embedded import EmbeddedPostgres
-    from bucketjobs.db.migrate import upgrade
-
-    if database_url:
-        upgrade(database_url)
-        yield database_url
-        return
-    path = prepare(data_dir)
-    postgres = EmbeddedPostgres(path / "postgres")
-    try:
-        with contextlib.ExitStack() as stack:
-            alone = not held(path)
-            if alone:
-                stack.enter_context(exclusive(path))
-                stack.callback(postgres.stop)
-            url = postgres.start(adopt=alone)
-            upgrade(url)
-            yield url
-    except (DataDirBusy, EmbeddedPostgresError) as exc:
-        _fail(str(exc))
-
-
-async def _users_call(url: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
-    from bucketjobs.db.session import create_engine
-
-    db = create_engine(url, pool_size=1)
-    try:
-        async with db.begin() as conn:
-            return await action(conn, *args)
-    finally:
-        await db.dispose()
-
-
-class _Fail(Exception):
-    """A users command's error: printed on one line, exit status 1."""
-
-
-def _run_users_in(
-    database_url: str | None, data_dir: Path, action: Callable[..., Awaitable[T]], *args: Any
-) -> T:
-    with _database(database_url, data_dir) as url:
-        return _run_users(url, action, *args)
-
-
-def _run_users(url: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
-    from bucketjobs.auth.access import GrantError
-    from bucketjobs.auth.users import UserError
-
-    try:
-        return asyncio.run(_users_call(url, action, *args))
-    except (_Fail, GrantError, UserError) as exc:
-        _fail(str(exc))
-
-
 def _new_password(from_stdin: bool) -> str:
     """A new password from stdin, BUCKETJOBS_NEW_PASSWORD or a prompt — never argv (`ps`)."""
     if from_stdin:
@@ -238,7 +169,7 @@ def users_add(
     from bucketjobs.auth.users import create_user
 
     secret = _new_password(password_stdin)
-    user = _run_users_in(database_url, data_dir, create_user, name, secret, list(role))
+    user = run_in_database(database_url, data_dir, create_user, name, secret, list(role))
     console.print(f"created user {user.name} (id {user.id}) with roles {', '.join(user.roles)}")
 
 
@@ -257,8 +188,8 @@ def users_passwd(
     async def change(conn: Any) -> bool:
         return await set_password(conn, name, new_password_hash(secret))
 
-    if not _run_users_in(database_url, data_dir, change):
-        _fail(f"no user {name!r}")
+    if not run_in_database(database_url, data_dir, change):
+        fail(f"no user {name!r}")
     console.print(f"password of {name} changed; their tokens are revoked")
 
 
@@ -269,7 +200,7 @@ def users_list(
     from bucketjobs.auth.users import list_users
 
     table = Table("id", "name", "roles")
-    for user in _run_users_in(database_url, data_dir, list_users):
+    for user in run_in_database(database_url, data_dir, list_users):
         table.add_row(str(user.id), user.name, ", ".join(user.roles))
     console.print(table)
 
@@ -280,8 +211,8 @@ def users_remove(
 ) -> None:
     from bucketjobs.auth.users import remove_user
 
-    if not _run_users_in(database_url, data_dir, remove_user, name):
-        _fail(f"no user {name!r}")
+    if not run_in_database(database_url, data_dir, remove_user, name):
+        fail(f"no user {name!r}")
     console.print(f"removed user {name}")
 
 
@@ -295,7 +226,7 @@ async def _user_id(conn: Any, name: str) -> int:
 
     user = await find_by_name(conn, name)
     if user is None:
-        raise _Fail(f"no user {name!r}")
+        raise CommandError(f"no user {name!r}")
     return user.id
 
 
@@ -325,7 +256,7 @@ def users_grant(
         await grants.add(conn, user_id, given)
         return given
 
-    given = _run_users_in(database_url, data_dir, grant)
+    given = run_in_database(database_url, data_dir, grant)
     where = f"{given.bucket_pattern} (component {given.component_id})"
     console.print(f"{name} has {given.access.value} on {where}")
 
@@ -344,9 +275,9 @@ def users_revoke(
     async def revoke(conn: Any) -> None:
         user_id, component_id = await _grant_target(conn, name, component)
         if not await grants.remove(conn, user_id, component_id, pattern):
-            raise _Fail(f"{name} has no grant of {pattern!r} on component {component_id}")
+            raise CommandError(f"{name} has no grant of {pattern!r} on component {component_id}")
 
-    _run_users_in(database_url, data_dir, revoke)
+    run_in_database(database_url, data_dir, revoke)
     console.print(f"revoked {pattern} from {name}")
 
 
@@ -361,7 +292,7 @@ def users_grants(
         return await grants.load(conn, await _user_id(conn, name))
 
     table = Table("component", "bucket pattern", "access")
-    for grant in _run_users_in(database_url, data_dir, current):
+    for grant in run_in_database(database_url, data_dir, current):
         table.add_row(str(grant.component_id), grant.bucket_pattern, grant.access.value)
     console.print(table)
 

@@ -16,6 +16,7 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import redis.asyncio as aioredis
@@ -23,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bucketjobs.notify.config import TargetType
+from bucketjobs.notify.config import MASK, TargetType
 from bucketjobs.notify.service import Target
 
 ATTEMPTS = 8  # tries of one batch: 0.25 · 2^n s apart (at most 4 s), about 15 s in all
@@ -178,3 +179,29 @@ def open_sender(target: Target) -> Sender:
     if target.type not in SENDERS:
         raise ValueError(f"delivery to {target.type.value} targets is not built yet")
     return SENDERS[target.type](target.config)
+
+
+def scrubbed(why: Delivery, config: dict[str, Any]) -> Delivery:
+    """`why` with the target's secrets (URL credentials, auth header) blanked out, in case
+    a client library quoted them in an error: reasons are stored and answered."""
+    if why is None:
+        return None
+    parts = urlsplit(config["url"])
+    for secret in (parts.password, parts.username, config.get("authHeader")):
+        if secret and len(secret) >= 3:  # shorter ones would blank out ordinary words
+            why = why.replace(secret, MASK)
+    return why
+
+
+async def probe(target: Target) -> Delivery:
+    """Connect to `target` once, without sending: None if it answered, else why not."""
+    try:
+        sender = open_sender(target)
+    except ValueError as exc:
+        return str(exc)
+    try:
+        return scrubbed(await asyncio.wait_for(sender.probe(), TIMEOUT + 5), target.config)
+    except TimeoutError:
+        return f"no answer within {TIMEOUT + 5:g} s"
+    finally:
+        await sender.close()

@@ -25,7 +25,7 @@ from typing import Any
 from bucketjobs.jobs.params import TriggerParams
 from bucketjobs.notify.config import Binding
 from bucketjobs.notify.records import event_record, message
-from bucketjobs.notify.senders import NOT_SENT, Delivery
+from bucketjobs.notify.senders import NOT_SENT, Delivery, scrubbed
 from bucketjobs.notify.service import TargetNotFound
 from bucketjobs.ops.base import Completion, Delta, Failure, JobFailed, RunningJob
 from bucketjobs.storage.lister import Entry
@@ -111,10 +111,10 @@ class TriggerReconciliation:
         assert job.sender is not None
         down = []
         for target in targets:
-            _, sender = await job.sender(int(target["id"]))
+            target_row, sender = await job.sender(int(target["id"]))
             why: Delivery = None
             for n in range(PROBE_ATTEMPTS):
-                why = await sender.probe()
+                why = scrubbed(await sender.probe(), target_row.config)
                 if why is None or job.stopping():
                     break
                 await asyncio.sleep(min(4.0, 0.25 * 2**n))
@@ -148,9 +148,10 @@ class TriggerReconciliation:
                 version_id=e.version_id, modified=e.last_modified, event_name=event,
                 job_id=job.job_id, configuration_id=f"bucketjobs-{tid}",
             )) for e in mine]  # fmt: skip
-            _, sender = await job.sender(int(tid))
+            target_row, sender = await job.sender(int(tid))
             async with job.slot():
                 results = await sender.send(messages, job.stopping)
+            results = [scrubbed(why, target_row.config) for why in results]
             delivered = refused = 0
             for entry, why in zip(mine, results, strict=True):
                 if why is None:
