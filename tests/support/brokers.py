@@ -1,11 +1,15 @@
-"""Real notification targets for tests: Debian's redis-server on a loopback port of its own,
-and a webhook receiver (aiohttp) that records what it is sent and can be told to fail."""
+"""Real notification targets for tests: Debian's redis-server, nats-server (JetStream),
+mosquitto and rabbitmq-server, each on loopback ports of its own and stopped after, and a
+webhook receiver (aiohttp) that records what it is sent and can be told to fail."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -108,3 +112,105 @@ class Webhook:
         if self._runner is not None:
             await self._runner.cleanup()
             await asyncio.sleep(0)
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log.read_text()[-3000:]) from None
+            time.sleep(0.1)
+
+
+class Broker:
+    """A broker from Debian's packages on loopback ports of its own, in its own folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        args, env = self.command()
+        log_path = self.root / "broker.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **env}, start_new_session=True)  # fmt: skip
+        log.close()
+        _wait_port(self.port, self.proc, log_path)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+class NatsServer(Broker):
+    """nats-server with JetStream enabled, storing under its folder."""
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        return [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
+                str(self.root / "js")], {}  # fmt: skip
+
+
+class Mosquitto(Broker):
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        conf = self.root / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                        "persistence false\nmax_queued_messages 100000\n")  # fmt: skip
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        return [binary, "-c", str(conf)], {}
+
+
+class RabbitMQ(Broker):
+    """rabbitmq-server as its own node (own epmd port, cookie and data), as root."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.epmd_port = free_port()
+
+    def stop(self) -> None:
+        super().stop()
+        # The node started its own epmd, which lives on as a daemon: end it too.
+        subprocess.run(["epmd", "-port", str(self.epmd_port), "-kill"], capture_output=True,
+                       env={**os.environ, "ERL_EPMD_PORT": str(self.epmd_port)}, timeout=10,
+                       check=False)  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        env = {
+            "HOME": str(self.root),
+            "RABBITMQ_NODENAME": f"bjtest{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.root / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq"),
+        }
+        return ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env

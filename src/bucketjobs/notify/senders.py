@@ -13,13 +13,20 @@ restart; what is still refused after that fails, message by message, with the re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+import aio_pika
+import aiomqtt
 import httpx
+import nats
 import redis.asyncio as aioredis
+from aio_pika.exceptions import DeliveryError
+from nats.errors import Error as NatsError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -168,9 +175,203 @@ class RedisSender:
         await self.redis.aclose()
 
 
+class _Reconnecting:
+    """A broker connection opened on first use and again after it broke: `send` batches
+    go out on the current one; a failed connect is Transient, so `retried` waits and
+    tries again (a broker restarting)."""
+
+    _conn: Any = None
+
+    async def _open(self) -> Any:
+        raise NotImplementedError
+
+    async def _shut(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    async def connection(self) -> Any:
+        if self._conn is None:
+            try:
+                self._conn = await asyncio.wait_for(self._open(), TIMEOUT)
+            except Exception as exc:
+                raise Transient(f"{type(exc).__name__}: {exc}"[:300]) from None
+        return self._conn
+
+    async def drop(self) -> None:
+        """Forget a connection that failed (closing it as well as it can)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._shut(conn), 2.0)
+
+    async def probe(self) -> Delivery:
+        try:
+            await self.connection()
+        except Transient as exc:
+            return str(exc)
+        return None
+
+    async def close(self) -> None:
+        await self.drop()
+
+    async def _batch(self, conn: Any, messages: Sequence[bytes]) -> list[Delivery]:
+        raise NotImplementedError
+
+    async def send(self, messages: Sequence[bytes], stopping: Callable[[], bool]) -> list[Delivery]:
+        if stopping():
+            return [NOT_SENT] * len(messages)
+
+        async def attempt() -> list[Delivery]:
+            conn = await self.connection()
+            try:
+                return await asyncio.wait_for(self._batch(conn, messages), TIMEOUT * 3)
+            except (Transient, TimeoutError, ConnectionError, OSError) as exc:
+                await self.drop()
+                raise Transient(f"{type(exc).__name__}: {exc}"[:300]) from None
+
+        try:
+            return list(await retried(attempt, stopping))
+        except Transient as exc:
+            return [str(exc)] * len(messages)
+
+
+class NatsSender(_Reconnecting):
+    """Core NATS: publish the batch, then flush (the server has them all once its PONG
+    answers). JetStream (`jetStream: "true"`): every publish is acknowledged by the
+    stream that stores it; up to 256 are awaited together."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.url = config["url"]
+        self.subject = config["subject"]
+        self.jetstream = config.get("jetStream") == "true"
+
+    async def _open(self) -> Any:
+        async def quiet(_: Exception) -> None:  # errors surface where they matter: sends
+            return None
+
+        return await nats.connect(
+            self.url, connect_timeout=TIMEOUT, allow_reconnect=False, error_cb=quiet,
+            max_reconnect_attempts=0,
+        )  # fmt: skip
+
+    async def _shut(self, conn: Any) -> None:
+        await conn.close()
+
+    async def _batch(self, conn: Any, messages: Sequence[bytes]) -> list[Delivery]:
+        if not self.jetstream:
+            try:
+                for body in messages:
+                    await conn.publish(self.subject, body)
+                await conn.flush(timeout=TIMEOUT)
+            except NatsError as exc:
+                raise Transient(f"{type(exc).__name__}: {exc}"[:300]) from None
+            return [None] * len(messages)
+        stream = conn.jetstream(timeout=TIMEOUT)
+        gate = asyncio.Semaphore(256)
+
+        async def one(body: bytes) -> Delivery:
+            async with gate:
+                try:
+                    await stream.publish(self.subject, body)
+                except NatsError as exc:  # no stream takes the subject, or no answer
+                    return f"{type(exc).__name__}: {exc}"[:300]
+            return None
+
+        results = list(await asyncio.gather(*(one(m) for m in messages)))
+        if conn.is_closed or not conn.is_connected:
+            raise Transient("the connection to the NATS server was lost")
+        return results
+
+
+class MqttSender(_Reconnecting):
+    """MQTT 3.1.1 with QoS 1 (or 2): each publish waits for the broker's PUBACK (PUBCOMP);
+    up to 64 are in flight on one connection."""
+
+    INFLIGHT = 64
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        parts = urlsplit(config["url"])
+        self.parts = parts
+        self.topic = config["topic"]
+        self.qos = int(config.get("qos", 1))
+
+    async def _open(self) -> Any:
+        parts = self.parts
+        tls = ssl.create_default_context() if parts.scheme == "mqtts" else None
+        client = aiomqtt.Client(
+            parts.hostname or "", parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls_context=tls, timeout=TIMEOUT, max_inflight_messages=self.INFLIGHT,
+        )  # fmt: skip
+        await client.__aenter__()
+        return client
+
+    async def _shut(self, conn: Any) -> None:
+        await conn.__aexit__(None, None, None)
+
+    async def _batch(self, conn: Any, messages: Sequence[bytes]) -> list[Delivery]:
+        gate = asyncio.Semaphore(self.INFLIGHT)
+
+        async def one(body: bytes) -> None:
+            async with gate:
+                await conn.publish(self.topic, body, qos=self.qos, timeout=TIMEOUT)
+
+        try:
+            await asyncio.gather(*(one(m) for m in messages))
+        except aiomqtt.MqttError as exc:  # the connection is gone: the batch goes again
+            raise Transient(f"{type(exc).__name__}: {exc}"[:300]) from None
+        return [None] * len(messages)
+
+
+class AmqpSender(_Reconnecting):
+    """AMQP 0-9-1 with publisher confirms: each message is persistent and `mandatory`, so
+    a broker ack means a queue has it, and a message no queue takes is refused (returned)
+    rather than dropped. Up to 256 confirms are awaited together on one channel."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.url = config["url"]
+        self.exchange = config["exchange"]
+        self.routing_key = config["routingKey"]
+
+    async def _open(self) -> Any:
+        connection = await aio_pika.connect(self.url, timeout=TIMEOUT)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        if self.exchange:
+            exchange = await channel.get_exchange(self.exchange, ensure=True)
+        else:
+            exchange = channel.default_exchange
+        return connection, exchange
+
+    async def _shut(self, conn: Any) -> None:
+        await conn[0].close()
+
+    async def _batch(self, conn: Any, messages: Sequence[bytes]) -> list[Delivery]:
+        connection, exchange = conn
+        gate = asyncio.Semaphore(256)
+
+        async def one(body: bytes) -> Delivery:
+            message = aio_pika.Message(body, content_type="application/json",
+                                       delivery_mode=aio_pika.DeliveryMode.PERSISTENT)  # fmt: skip
+            async with gate:
+                try:
+                    await exchange.publish(message, self.routing_key, mandatory=True,
+                                           timeout=TIMEOUT)  # fmt: skip
+                except DeliveryError as exc:
+                    return f"refused by the broker: {exc}"[:300]
+            return None
+
+        results = list(await asyncio.gather(*(one(m) for m in messages)))
+        if connection.is_closed:
+            raise Transient("the connection to the AMQP broker was lost")
+        return results
+
+
 SENDERS: dict[TargetType, Callable[[dict[str, Any]], Sender]] = {
     TargetType.WEBHOOK: WebhookSender,
     TargetType.REDIS: RedisSender,
+    TargetType.NATS: NatsSender,
+    TargetType.MQTT: MqttSender,
+    TargetType.AMQP: AmqpSender,
 }
 
 
