@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -291,3 +292,25 @@ def test_targets_and_bindings_commands(stack, redis_server, bucket):
     assert cli("bindings", "set", bucket).returncode == 0
     assert cli("targets", "remove", tid).returncode == 0
     assert "cli-redis" not in cli("targets", "list").stdout
+
+
+async def test_cancel_stops_sending_within_two_seconds_and_counts_what_was_delivered(
+    admin, s3, bucket, webhook
+):
+    webhook.delay = 0.05  # 16 requests in flight: ~300 events/s
+    await put_many(s3, bucket, ((f"c{i:04d}", b"v") for i in range(1500)))
+    tid = await _target(admin, f"slow-{bucket}", "WEBHOOK", url=webhook.url)
+    await _bind(admin, bucket, {"targetId": tid, "events": ["s3:ObjectCreated:*"]})
+    job = await admin.create("TRIGGER_RECONCILIATION", bucket)
+    while len(webhook.bodies) < 150:
+        await asyncio.sleep(0.05)
+    await admin.ok("/jobs/cancel", {"jobId": job["jobId"]})
+    cancelled_at = time.monotonic()
+    done = await admin.wait(job["jobId"]["id"], timeout=30)
+    await asyncio.sleep(2.5)  # anything still coming would arrive by now
+    assert done["jobState"] == "CANCELLED", done
+    assert max(webhook.received_at) - cancelled_at < 2.0
+    assert len(webhook.bodies) < 1500
+    received = {r["s3"]["object"]["decodedKey"] for r in decoded_events(webhook.bodies)}
+    final = await admin.status(job["jobId"]["id"])
+    assert final["jobStats"]["processed"] == len(received) == len(webhook.bodies), final

@@ -86,6 +86,8 @@ class Webhook:
         self.bodies: list[bytes] = []
         self.headers: list[dict[str, str]] = []
         self.fail_with: int | None = None
+        self.delay = 0.0  # seconds before each answer: a slow consumer
+        self.received_at: list[float] = []  # time.monotonic() of each recorded body
         self._runner: web.AppRunner | None = None
 
     @property
@@ -97,7 +99,11 @@ class Webhook:
             return web.Response(status=405)
         if self.fail_with is not None:
             return web.Response(status=self.fail_with)
-        self.bodies.append(await request.read())
+        body = await request.read()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.bodies.append(body)
+        self.received_at.append(time.monotonic())
         self.headers.append(dict(request.headers))
         return web.Response(status=204)
 

@@ -25,7 +25,7 @@ from typing import Any
 from bucketjobs.jobs.params import TriggerParams
 from bucketjobs.notify.config import Binding
 from bucketjobs.notify.records import event_record, message
-from bucketjobs.notify.senders import NOT_SENT, Delivery, scrubbed
+from bucketjobs.notify.senders import NOT_SENT, Delivery, Sender, scrubbed
 from bucketjobs.notify.service import TargetNotFound
 from bucketjobs.ops.base import Completion, Delta, Failure, JobFailed, RunningJob
 from bucketjobs.storage.lister import Entry
@@ -50,6 +50,24 @@ def in_window(entry: Entry, params: TriggerParams) -> bool:
     if params.modified_after is not None and not modified > params.modified_after:
         return False
     return params.modified_before is None or modified < params.modified_before
+
+
+async def _deliver(job: RunningJob, sender: Sender, messages: list[bytes]) -> list[Delivery]:
+    """One batch to one target, in a task of its own holding one of the job's slots: a
+    cancel that aborts it (or finds the job stopped) ends that task, not `act`, which then
+    still counts what earlier batches delivered. What was cut off is NOT_SENT."""
+
+    async def lane() -> list[Delivery]:
+        async with job.slot():
+            return await sender.send(messages, job.stopping)
+
+    try:
+        return await asyncio.create_task(lane())
+    except asyncio.CancelledError:
+        me = asyncio.current_task()
+        if me is not None and me.cancelling():
+            raise  # `act` itself is being cancelled
+        return [NOT_SENT] * len(messages)
 
 
 class TriggerReconciliation:
@@ -149,9 +167,8 @@ class TriggerReconciliation:
                 job_id=job.job_id, configuration_id=f"bucketjobs-{tid}",
             )) for e in mine]  # fmt: skip
             target_row, sender = await job.sender(int(tid))
-            async with job.slot():
-                results = await sender.send(messages, job.stopping)
-            results = [scrubbed(why, target_row.config) for why in results]
+            results = [scrubbed(why, target_row.config)
+                       for why in await _deliver(job, sender, messages)]  # fmt: skip
             delivered = refused = 0
             for entry, why in zip(mine, results, strict=True):
                 if why is None:
