@@ -72,3 +72,9 @@ def test_cancel_bench_smoke():
 def test_lifecycle_bench_smoke():
     out = _bench("lifecycle.py", "--sizes", "500", "--repeat", "1")
     assert "LIFECYCLE_UPDATE" in out and "s5cmd rm" in out
+
+
+def test_triggers_bench_smoke():
+    out = _bench("triggers.py", "--objects", "300", "--repeat", "1")
+    for row in ("NATS JetStream", "Redis stream", "webhook"):
+        assert row in out

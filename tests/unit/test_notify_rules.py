@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from bucketjobs.notify.config import Binding, ConfigError, TargetType, checked_config, masked_url
-from bucketjobs.notify.records import encoded_key, event_record, message, sequencer
+from bucketjobs.notify.records import Messages, encoded_key, event_record, message, sequencer
 
 
 @pytest.mark.parametrize(
@@ -87,3 +87,17 @@ def test_config_errors_name_the_field_and_never_the_value():
         checked_config(TargetType.REDIS, {"url": "redis://h", "mode": "LIST", "key": "k",
                                           "password": "secret-2"})  # fmt: skip
     assert "config.password" in str(extra.value) and "secret-2" not in str(extra.value)
+
+
+@pytest.mark.parametrize(
+    "key", ["plain", "a b/c+d", 'quote"and\\back', "é/日本 ✓", "tab\there\r\n", "%41", "@@hole@@"]
+)
+@pytest.mark.parametrize("version_id", [None, "null", "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"])
+def test_templated_messages_are_byte_for_byte_the_generic_ones(key, version_id):
+    common = {"bucket": "my-bucket", "event_name": "s3:ObjectCreated:Put", "job_id": 42,
+              "configuration_id": "bucketjobs-7"}  # fmt: skip
+    modified = dt.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=dt.UTC)
+    for etag in ('"0123abcd"', "plain-etag", '"weird\\"tag"', ""):
+        generic = message(event_record(key=key, size=12345, etag=etag, version_id=version_id,
+                                       modified=modified, **common))  # fmt: skip
+        assert Messages(**common).render(key, 12345, etag, version_id, modified) == generic

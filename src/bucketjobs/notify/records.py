@@ -77,3 +77,34 @@ def event_record(
 def message(record: dict[str, Any]) -> bytes:
     """What a target receives for one event: the standard one-record document."""
     return json.dumps({"Records": [record]}, separators=(",", ":")).encode()
+
+
+_HOLE = "@@hole@@"  # where a per-object field goes in a template (no bucket name holds @)
+
+
+class Messages:
+    """`message(event_record(...))` for many objects of one job and target, ~4x faster:
+    everything but the object's fields is serialised once, and the per-object fields are
+    spliced in (the encoded key is plain ASCII with no `"` or `\\`: quote_plus escaped
+    them). tests/unit/test_notify_rules.py checks it against `message` byte for byte."""
+
+    def __init__(self, **common: Any) -> None:
+        self.common = common
+        template = event_record(key="", size=0, etag="", version_id=None,
+                                modified=dt.datetime.now(dt.UTC), **common)  # fmt: skip
+        template["eventTime"] = _HOLE
+        template["s3"]["object"] = _HOLE
+        self.head, self.middle, self.tail = message(template).decode().split(f'"{_HOLE}"')
+
+    def render(
+        self, key: str, size: int, etag: str, version_id: str | None, modified: dt.datetime
+    ) -> bytes:
+        obj = (
+            f'{{"key":"{encoded_key(key)}","size":{int(size)},"eTag":'
+            f'{json.dumps(etag.strip(chr(34)))},"sequencer":"{sequencer(modified)}"'
+        )
+        if version_id and version_id != "null":
+            obj += f',"versionId":{json.dumps(version_id)}'
+        when = modified.astimezone(dt.UTC)
+        stamp = f"{when:%Y-%m-%dT%H:%M:%S}.{when.microsecond // 1000:03d}Z"
+        return f'{self.head}"{stamp}"{self.middle}{obj}}}{self.tail}'.encode()

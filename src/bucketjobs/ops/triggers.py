@@ -24,7 +24,7 @@ from typing import Any
 
 from bucketjobs.jobs.params import TriggerParams
 from bucketjobs.notify.config import Binding
-from bucketjobs.notify.records import event_record, message
+from bucketjobs.notify.records import Messages
 from bucketjobs.notify.senders import NOT_SENT, Delivery, Sender, scrubbed
 from bucketjobs.notify.service import TargetNotFound
 from bucketjobs.ops.base import Completion, Delta, Failure, JobFailed, RunningJob
@@ -72,7 +72,10 @@ async def _deliver(job: RunningJob, sender: Sender, messages: list[bytes]) -> li
 
 class TriggerReconciliation:
     pure = False
-    inline = False  # deliveries are spread over workers, like copies
+    # The planner sends the pages it lists: a second listing per partition by a worker cost
+    # more than spreading the sends saves (bench/triggers.py, 20,000 objects: Redis 17,100
+    # → 24,600 events/s, NATS 9,100 → 10,900).
+    inline = True
 
     def count_entry(self, entry: Entry) -> bool:
         return entry.is_latest and not entry.delete_marker
@@ -161,11 +164,10 @@ class TriggerReconciliation:
                 for entry in mine:
                     pending[entry.key] -= 1
                 continue
-            messages = [message(event_record(
-                bucket=job.bucket, key=e.key, size=e.size or 0, etag=e.etag,
-                version_id=e.version_id, modified=e.last_modified, event_name=event,
-                job_id=job.job_id, configuration_id=f"bucketjobs-{tid}",
-            )) for e in mine]  # fmt: skip
+            template = Messages(bucket=job.bucket, event_name=event, job_id=job.job_id,
+                                configuration_id=f"bucketjobs-{tid}")  # fmt: skip
+            messages = [template.render(e.key, e.size or 0, e.etag, e.version_id,
+                                        e.last_modified) for e in mine]  # fmt: skip
             target_row, sender = await job.sender(int(tid))
             results = [scrubbed(why, target_row.config)
                        for why in await _deliver(job, sender, messages)]  # fmt: skip
