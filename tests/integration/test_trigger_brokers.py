@@ -5,17 +5,22 @@ rabbitmq-server). Every object arrives once, naming it exactly."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aio_pika
 import aiomqtt
 import nats
 import pytest
-from sqlalchemy import text
 
 from bucketjobs.client import Mapi
-from tests.integration.test_triggers import KEYS, _assert_records, _bind, _target
+from tests.integration.test_triggers import (  # _no_targets_left: autouse here too
+    KEYS,
+    _assert_records,
+    _bind,
+    _no_targets_left,  # noqa: F401
+    _target,
+)
 from tests.support.brokers import Mosquitto, NatsServer, RabbitMQ, decoded_events
 from tests.support.objects import keys as listed_keys
 from tests.support.s3 import put_many
@@ -41,14 +46,6 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 @pytest.fixture(scope="module")
 def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
     yield from _broker(RabbitMQ, tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-async def _no_targets_left(db: Any) -> AsyncIterator[None]:
-    yield
-    async with db.begin() as conn:
-        await conn.execute(text("DELETE FROM bucket_notifications"))
-        await conn.execute(text("DELETE FROM notification_targets"))
 
 
 async def _run(admin: Mapi, bucket: str, tid: str, **params: Any) -> dict[str, Any]:

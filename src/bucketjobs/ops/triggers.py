@@ -111,7 +111,7 @@ class TriggerReconciliation:
                 target, _ = await job.sender(int(binding.targetId))
             except TargetNotFound:  # deleted since the bindings were read
                 raise JobFailed(f"notification target {binding.targetId} was deleted") from None
-            except ValueError as exc:  # a type whose delivery is not built
+            except ValueError as exc:  # a type with no sender (none can be created today)
                 raise JobFailed(f"target {binding.targetId}: {exc}") from None
             targets.append({"id": binding.targetId, "name": target.name,
                             "type": target.type.value, "prefix": binding.prefix,
@@ -128,20 +128,23 @@ class TriggerReconciliation:
     async def _unreachable(
         self, job: RunningJob, targets: list[dict[str, Any]]
     ) -> list[tuple[dict[str, Any], str]]:
-        """The targets that did not answer after PROBE_ATTEMPTS tries, with why."""
+        """The targets that did not answer after PROBE_ATTEMPTS tries (all probed at once),
+        with why."""
         assert job.sender is not None
-        down = []
-        for target in targets:
-            target_row, sender = await job.sender(int(target["id"]))
+        sender_of = job.sender
+
+        async def why_not(target: dict[str, Any]) -> Delivery:
+            target_row, sender = await sender_of(int(target["id"]))
             why: Delivery = None
             for n in range(PROBE_ATTEMPTS):
                 why = scrubbed(await sender.probe(), target_row.config)
                 if why is None or job.stopping():
                     break
                 await asyncio.sleep(min(4.0, 0.25 * 2**n))
-            if why is not None:
-                down.append((target, why))
-        return down
+            return why
+
+        answers = await asyncio.gather(*(why_not(t) for t in targets))
+        return [(t, why) for t, why in zip(targets, answers, strict=True) if why is not None]
 
     async def act(self, job: RunningJob, entries: Sequence[Entry], after: str | None) -> Delta:
         assert job.sender is not None

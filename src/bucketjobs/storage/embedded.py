@@ -69,6 +69,14 @@ def load_or_create_credentials(path: Path) -> S3Credentials:
     return creds
 
 
+# Every bucket takes at least one volume. Left to itself, `weed mini` allows free disk
+# space / volume size of them (73 on a disk with 73 GB free), so a laptop (or a test
+# session) with more buckets than free gigabytes got "No writable volumes and no free
+# volumes left" on PUT. Volumes are sparse files: a higher count reserves no space; each
+# open volume holds two file descriptors.
+MAX_VOLUMES = 2048
+
+
 class EmbeddedSeaweed:
     """One `weed mini` process with its own data dir and ports."""
 
@@ -127,6 +135,7 @@ class EmbeddedSeaweed:
             f"-filer.port={ports['filer']}", f"-admin.port={ports['admin']}",
             f"-s3.port={self.s3_port}", f"-s3.config={config}", "-webdav=false",
             "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-volume.max={MAX_VOLUMES}",
         ]  # fmt: skip
         if self.https_port is not None and self.tls is not None:
             args += [f"-s3.port.https={self.https_port}", f"-s3.cert.file={self.tls[0]}",
