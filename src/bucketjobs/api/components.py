@@ -25,7 +25,7 @@ from pydantic import (
 
 from bucketjobs.api.body import json_object, parse
 from bucketjobs.api.errors import ApiError
-from bucketjobs.api.schemas import IdRef, JsonInt, errors, request_body
+from bucketjobs.api.schemas import EmptyBody, IdRef, JsonInt, errors, request_body
 from bucketjobs.api.security import require, state_of
 from bucketjobs.auth import permissions as perm
 from bucketjobs.jobs.model import INT32_MAX
@@ -99,10 +99,6 @@ class UpdateBody(BaseModel):
     storageType: StorageType | None = None
     storageComponentConfig: ComponentConfig
     primary: StrictBool | None = None
-
-
-class EmptyBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class StateBody(BaseModel):

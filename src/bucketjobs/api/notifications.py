@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bucketjobs.api.body import json_object, parse
 from bucketjobs.api.errors import ApiError
-from bucketjobs.api.schemas import BucketName, errors, request_body
+from bucketjobs.api.schemas import BucketName, EmptyBody, errors, request_body
 from bucketjobs.api.security import authenticate, require, state_of
 from bucketjobs.auth import grants
 from bucketjobs.auth import permissions as perm
@@ -35,10 +35,6 @@ MAX_BINDINGS = 64
 class TargetIdBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: TargetId
-
-
-class EmptyBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class SetBindingsBody(BaseModel):

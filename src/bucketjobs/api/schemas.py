@@ -23,6 +23,12 @@ def _integral(value: Any) -> Any:
 JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
 
 
+class EmptyBody(BaseModel):
+    """A body with nothing in it that matters (`{}`); anything else is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class IdRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: JsonInt = Field(ge=INT32_MIN, le=INT32_MAX)

@@ -388,11 +388,28 @@ SENDERS: dict[TargetType, Callable[[dict[str, Any]], Sender]] = {
 }
 
 
+class _Scrubbing:
+    """A sender whose reasons never carry the target's secrets (see `scrubbed`)."""
+
+    def __init__(self, sender: Sender, config: dict[str, Any]) -> None:
+        self.sender = sender
+        self.config = config
+
+    async def send(self, messages: Sequence[bytes], stopping: Callable[[], bool]) -> list[Delivery]:
+        return [scrubbed(why, self.config) for why in await self.sender.send(messages, stopping)]
+
+    async def probe(self) -> Delivery:
+        return scrubbed(await self.sender.probe(), self.config)
+
+    async def close(self) -> None:
+        await self.sender.close()
+
+
 def open_sender(target: Target) -> Sender:
     """A sender for `target`; ValueError for a type whose delivery is not built yet."""
     if target.type not in SENDERS:
         raise ValueError(f"delivery to {target.type.value} targets is not built yet")
-    return SENDERS[target.type](target.config)
+    return _Scrubbing(SENDERS[target.type](target.config), target.config)
 
 
 def scrubbed(why: Delivery, config: dict[str, Any]) -> Delivery:
@@ -414,7 +431,7 @@ async def probe(target: Target) -> Delivery:
     except ValueError as exc:
         return str(exc)
     try:
-        return scrubbed(await asyncio.wait_for(sender.probe(), TIMEOUT + 5), target.config)
+        return await asyncio.wait_for(sender.probe(), TIMEOUT + 5)
     except TimeoutError:
         return f"no answer within {TIMEOUT + 5:g} s"
     finally:

@@ -25,7 +25,7 @@ from typing import Any
 from bucketjobs.jobs.params import TriggerParams
 from bucketjobs.notify.config import Binding
 from bucketjobs.notify.records import Messages
-from bucketjobs.notify.senders import NOT_SENT, Delivery, Sender, scrubbed
+from bucketjobs.notify.senders import NOT_SENT, Delivery, Sender
 from bucketjobs.notify.service import TargetNotFound
 from bucketjobs.ops.base import Completion, Delta, Failure, JobFailed, RunningJob
 from bucketjobs.storage.lister import Entry
@@ -134,10 +134,10 @@ class TriggerReconciliation:
         sender_of = job.sender
 
         async def why_not(target: dict[str, Any]) -> Delivery:
-            target_row, sender = await sender_of(int(target["id"]))
+            _, sender = await sender_of(int(target["id"]))
             why: Delivery = None
             for n in range(PROBE_ATTEMPTS):
-                why = scrubbed(await sender.probe(), target_row.config)
+                why = await sender.probe()
                 if why is None or job.stopping():
                     break
                 await asyncio.sleep(min(4.0, 0.25 * 2**n))
@@ -171,9 +171,8 @@ class TriggerReconciliation:
                                 configuration_id=f"bucketjobs-{tid}")  # fmt: skip
             messages = [template.render(e.key, e.size or 0, e.etag, e.version_id,
                                         e.last_modified) for e in mine]  # fmt: skip
-            target_row, sender = await job.sender(int(tid))
-            results = [scrubbed(why, target_row.config)
-                       for why in await _deliver(job, sender, messages)]  # fmt: skip
+            _, sender = await job.sender(int(tid))
+            results = await _deliver(job, sender, messages)
             delivered = refused = 0
             for entry, why in zip(mine, results, strict=True):
                 if why is None:
