@@ -102,6 +102,11 @@ async def test_a_jetstream_stream_stores_every_object_once(admin, s3, bucket, na
         await client.close()
     _assert_records(decoded_events(stored), expected, bucket, done["jobId"]["id"])
 
+    # The worker keeps one connection to the target across batches and jobs, and it keeps
+    # one subscription (its acks' inbox), not one more per batch.
+    await _run(admin, bucket, tid)
+    assert max(nats_server.subscriptions().values()) == 1, nats_server.subscriptions()
+
     # With no stream on the subject, JetStream refuses each publish: failures, not losses.
     lost = await _target(admin, f"js-none-{bucket}", "NATS", url=nats_server.url,
                          subject=f"s3.none.{bucket}", jetStream="true")  # fmt: skip

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -163,7 +164,20 @@ class Broker:
 
 
 class NatsServer(Broker):
-    """nats-server with JetStream enabled, storing under its folder."""
+    """nats-server with JetStream enabled, storing under its folder, and its monitoring
+    port (`connz`: each client connection and its subscriptions)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.monitor_port = free_port()
+
+    def subscriptions(self) -> dict[str, int]:
+        """Subscriptions per connection, by the connection's name or address."""
+        url = f"http://127.0.0.1:{self.monitor_port}/connz?subs=1"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            connz = json.load(response)
+        return {c.get("name") or f"{c['ip']}:{c['port']}": len(c.get("subscriptions_list", []))
+                for c in connz["connections"]}  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -171,8 +185,8 @@ class NatsServer(Broker):
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-        return [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
-                str(self.root / "js")], {}  # fmt: skip
+        return [binary, "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
+                "-js", "-sd", str(self.root / "js")], {}  # fmt: skip
 
 
 class Mosquitto(Broker):

@@ -254,7 +254,12 @@ class NatsSender(_Reconnecting):
     """Core NATS: publish the batch, then flush (the server has them all once its PONG
     answers). JetStream (`jetStream: "true"`): every publish is acknowledged by the
     stream that stores it; the batch is pipelined (`publish_async`) and its acks awaited
-    together."""
+    together.
+
+    One JetStream context per connection: each context subscribes to an inbox of its own
+    for its acks, so a context per batch left a subscription behind for every batch. The
+    whole batch is bounded by one timeout (`send`), not each publish: `wait_stall` wraps
+    every publish in a task and a timer of its own, a third of the client's cost here."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.url = config["url"]
@@ -265,29 +270,30 @@ class NatsSender(_Reconnecting):
         async def quiet(_: Exception) -> None:  # errors surface where they matter: sends
             return None
 
-        return await nats.connect(
+        conn = await nats.connect(
             self.url, connect_timeout=TIMEOUT, allow_reconnect=False, error_cb=quiet,
             max_reconnect_attempts=0,
         )  # fmt: skip
+        return conn, conn.jetstream(timeout=TIMEOUT) if self.jetstream else None
 
     async def _shut(self, conn: Any) -> None:
-        await conn.close()
+        await conn[0].close()
 
     async def _batch(self, conn: Any, messages: Sequence[bytes]) -> list[Delivery]:
-        if not self.jetstream:
+        client, stream = conn
+        if stream is None:
             try:
                 for body in messages:
-                    await conn.publish(self.subject, body)
-                await conn.flush(timeout=TIMEOUT)
+                    await client.publish(self.subject, body)
+                await client.flush(timeout=TIMEOUT)
             except NatsError as exc:
                 raise Transient(f"{type(exc).__name__}: {exc}"[:300]) from None
             return [None] * len(messages)
-        stream = conn.jetstream(timeout=TIMEOUT)
-        pending = []
-        for body in messages:  # pipelined: up to the client's 4,000 unacknowledged
-            pending.append(await stream.publish_async(self.subject, body, wait_stall=TIMEOUT))
-        acks = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), TIMEOUT * 2)
-        if conn.is_closed or not conn.is_connected:
+        # Pipelined: up to the context's 4,000 unacknowledged, then each publish waits
+        # for an ack to free a place (bounded by the batch's timeout).
+        pending = [await stream.publish_async(self.subject, body) for body in messages]
+        acks = await asyncio.gather(*pending, return_exceptions=True)
+        if client.is_closed or not client.is_connected:
             raise Transient("the connection to the NATS server was lost")
         return [
             None if not isinstance(ack, BaseException) else f"{type(ack).__name__}: {ack}"[:300]
