@@ -76,5 +76,5 @@ def test_lifecycle_bench_smoke():
 
 def test_triggers_bench_smoke():
     out = _bench("triggers.py", "--objects", "300", "--repeat", "1")
-    for row in ("NATS JetStream", "Redis stream", "webhook"):
+    for row in ("NATS JetStream", "Redis stream", "webhook", "job / list+send"):
         assert row in out
