@@ -166,6 +166,30 @@ async def test_list_and_pubsub_modes_filters_window_and_a_dry_run(admin, s3, buc
     assert done["jobStats"]["processed"] == 3 and done["jobStats"]["skipped"] == 3
 
 
+async def test_a_versioned_buckets_records_name_each_current_version(
+    admin, s3, bucket, redis_server
+):
+    await s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for body in (b"first", b"second!"):  # two versions of each; the newer is current
+        await put_many(s3, bucket, ((k, body) for k in ("a", "dir/b c", "gone")))
+    await s3.delete_object(Bucket=bucket, Key="gone")  # current version: a delete marker
+    listed = await s3.list_object_versions(Bucket=bucket)
+    current = {v["Key"]: v["VersionId"] for v in listed["Versions"] if v["IsLatest"]}
+    assert sorted(current) == ["a", "dir/b c"]
+    stream = f"versions-{bucket}"
+    rid = await _target(admin, f"v-{bucket}", "REDIS", url=redis_server.url, mode="STREAM",
+                        key=stream)  # fmt: skip
+    await _bind(admin, bucket, {"targetId": rid, "events": ["s3:ObjectCreated:*"]})
+    done = await admin.wait((await admin.create("TRIGGER_RECONCILIATION", bucket))["jobId"]["id"])
+    assert done["jobState"] == "COMPLETE", done
+    assert done["jobStats"]["processed"] == 2, done
+    records = decoded_events(_stream(redis_server, stream))
+    _assert_records(records, await listed_keys(s3, bucket), bucket, done["jobId"]["id"])
+    assert {r["s3"]["object"]["decodedKey"]: r["s3"]["object"]["versionId"] for r in records} == (
+        current
+    )
+
+
 async def test_a_target_down_at_first_gets_everything_once_it_returns(
     admin, s3, bucket, tmp_path, webhook
 ):

@@ -4,7 +4,8 @@
 include `eventName` (and, with `targets`, only those targets), and checks each target
 answers, retrying with backoff: a job whose every target stays down fails naming them.
 The plan carries the targets' ids, names and filters, never their configs (which hold
-secrets). Each partition builds one S3 event record per current object in the
+secrets), and whether to list versions (a versioned bucket's records carry `versionId`).
+Each partition builds one S3 event record per current object in the
 `modifiedAfter`/`modifiedBefore` window, and sends each target the records its binding's
 prefix and suffix select, as one batch per target (engine/runtime.py keeps the target's
 connection open across batches and jobs).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +31,7 @@ from bucketjobs.notify.senders import NOT_SENT, Delivery, Sender
 from bucketjobs.notify.service import TargetNotFound
 from bucketjobs.ops.base import Completion, Delta, Failure, JobFailed, RunningJob
 from bucketjobs.storage.lister import Entry
+from bucketjobs.storage.retry import with_retries
 
 DEFAULT_EVENT = "s3:ObjectCreated:Put"
 PROBE_ATTEMPTS = 6  # tries of a target that does not answer at the start (~8 s in all)
@@ -68,6 +71,10 @@ async def _deliver(job: RunningJob, sender: Sender, messages: list[bytes]) -> li
         if me is not None and me.cancelling():
             raise  # `act` itself is being cancelled
         return [NOT_SENT] * len(messages)
+
+
+async def _nothing_down() -> list[tuple[dict[str, Any], str]]:
+    return []
 
 
 class TriggerReconciliation:
@@ -116,14 +123,19 @@ class TriggerReconciliation:
             targets.append({"id": binding.targetId, "name": target.name,
                             "type": target.type.value, "prefix": binding.prefix,
                             "suffix": binding.suffix})  # fmt: skip
-        if not params.dry_run:
-            down = await self._unreachable(job, targets)
-            if len(down) == len(targets):
-                raise JobFailed(
-                    "no notification target answered: "
-                    + "; ".join(f"{t['name']} ({t['id']}): {why}" for t, why in down)
-                )
-        return {"versions": False, "eventName": event, "targets": targets}
+        versioning, down = await asyncio.gather(
+            with_retries(functools.partial(job.client.get_bucket_versioning, Bucket=job.bucket)),
+            self._unreachable(job, targets) if not params.dry_run else _nothing_down(),
+        )
+        if len(down) == len(targets):
+            raise JobFailed(
+                "no notification target answered: "
+                + "; ".join(f"{t['name']} ({t['id']}): {why}" for t, why in down)
+            )
+        # A versioned bucket's records name each object's current version (versionId):
+        # the versions listing has it, ListObjectsV2 does not.
+        versions = versioning.get("Status") in ("Enabled", "Suspended")
+        return {"versions": versions, "eventName": event, "targets": targets}
 
     async def _unreachable(
         self, job: RunningJob, targets: list[dict[str, Any]]
