@@ -1,10 +1,13 @@
-"""Parallel enumeration: a bucket's top-level prefixes become shards listed side by side,
-and every job type still sees each key exactly once (SeaweedFS, real jobs)."""
+"""Parallel enumeration: a bucket's key space becomes shards listed side by side (key
+ranges bounded by real keys; top-level prefixes for versioned listings), and every job
+type still sees each key exactly once (SeaweedFS, real jobs)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from bucketjobs.storage.components import Component, endpoint_location
@@ -44,11 +47,10 @@ async def test_every_job_type_sees_each_key_once_across_shards(admin, s3, bucket
     assert metrics["result"]["metrics"]["objectCount"] == len(keys)
     assert metrics["result"]["metrics"]["bytes"] == sum(sizes)
     shards = await _shards(db, metrics["jobId"]["id"])
-    expected = [(f"{d}/", False, True) for d in SIZES] + [("", True, True)]
-    assert shards == expected
+    assert len(shards) >= 2 and set(shards) == {("", False, True)}, shards  # key ranges
 
-    # Copies run partition by partition on workers: each re-lists its shard's range,
-    # the delimited one included; a MISSING re-run compares shard by shard.
+    # Copies run partition by partition on workers: each re-lists its range; a MISSING
+    # re-run compares range by range.
     dst = f"{bucket}-copy"
     await s3.create_bucket(Bucket=dst)
     copy = await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst)
@@ -61,31 +63,83 @@ async def test_every_job_type_sees_each_key_once_across_shards(admin, s3, bucket
     again = await admin.wait(again["jobId"]["id"])
     assert again["jobStats"]["processed"] == 0 and again["jobStats"]["skipped"] == len(keys)
     async with db.connect() as conn:
-        partitions = await conn.scalar(
-            text("SELECT count(DISTINCT prefix) FROM job_partitions WHERE job_id = :j"),
+        bounded = await conn.scalar(
+            text("SELECT count(*) FROM job_partitions WHERE job_id = :j AND last_key IS NOT NULL"),
             {"j": again["jobId"]["id"]},
         )
-    assert partitions == len(SIZES) + 1
+    assert bounded >= len(shards) - 1
 
 
-async def test_a_single_top_prefix_is_split_below_it(admin, s3, bucket, db):
-    keys = [f"data/2026/{m:02d}/{i:04d}" for m in range(1, 5) for i in range(300)]
+async def test_versioned_listings_are_split_by_top_level_prefix(admin, s3, bucket, db):
+    await s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    keys = _keys()
+    await put_many(s3, bucket, ((k, b"v") for k in keys))
+    job = await admin.wait((await admin.create("METRIC_RECONCILIATION", bucket))["jobId"]["id"])
+    assert job["jobState"] == "COMPLETE", job["message"]
+    # Counted against the store's own listing: SeaweedFS, given a directory marker
+    # (`d04/x/y/`) and a key below it at the same moment in a versioned bucket, now and
+    # then keeps only the key (seen in 1 of ~15 runs; its own listings leave it out too).
+    markers = [k for k in keys if k.endswith("/")]
+    kept = await asyncio.gather(*(s3.list_objects_v2(Bucket=bucket, Prefix=k, MaxKeys=1)
+                                  for k in markers))  # fmt: skip
+    lost = sum(1 for k, page in zip(markers, kept, strict=True)
+               if [o["Key"] for o in page.get("Contents", [])] != [k])  # fmt: skip
+    assert lost <= 1
+    assert job["result"]["metrics"]["objectCount"] == len(keys) - lost
+    shards = await _shards(db, job["jobId"]["id"])
+    assert shards == [(f"{d}/", False, True) for d in SIZES] + [("", True, True)]
+
+
+async def _ranges(db: Any, job_id: int) -> list[tuple[str | None, str | None]]:
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT cursor, last_key FROM job_shards WHERE job_id = :j ORDER BY shard"),
+            {"j": job_id},
+        )
+        return [tuple(r) for r in rows]
+
+
+async def test_everything_under_one_prefix_is_split_into_ranges_below_it(admin, s3, bucket, db):
+    keys = [f"data/2026/{m:02d}/{i:04d}" for m in range(1, 5) for i in range(600)]
     await put_many(s3, bucket, ((k, b"m") for k in keys))
     job = await admin.wait((await admin.create("METRIC_RECONCILIATION", bucket))["jobId"]["id"])
     assert job["jobState"] == "COMPLETE", job["message"]
     assert job["result"]["metrics"]["objectCount"] == len(keys)
-    shards = await _shards(db, job["jobId"]["id"])
-    assert shards == [(f"data/2026/{m:02d}/", False, True) for m in range(1, 5)]
+    # The first page ends inside 02/: ranges start at the months after it.
+    bounds = [last for _, last in await _ranges(db, job["jobId"]["id"])]
+    assert bounds == ["data/2026/03/0000", "data/2026/04/0000", None]
 
 
 async def test_job_prefix_is_split_within_it(admin, s3, bucket, db):
-    keys = [f"logs/{h}/{i:03d}" for h in ("a", "b", "c") for i in range(50)] + ["other/x"]
+    keys = [f"logs/{h}/{i:03d}" for h in ("a", "b", "c", "d") for i in range(400)] + ["other/x"]
     await put_many(s3, bucket, ((k, b"l") for k in keys))
     job = await admin.create("METRIC_RECONCILIATION", bucket, prefix="logs/")
     job = await admin.wait(job["jobId"]["id"])
-    assert job["result"]["metrics"]["objectCount"] == 150
-    shards = await _shards(db, job["jobId"]["id"])
-    assert [s[0] for s in shards] == ["logs/a/", "logs/b/", "logs/c/"]
+    assert job["result"]["metrics"]["objectCount"] == 1600
+    # The first page saw only logs/a/ to logs/c/; logs/d/ gets a range of its own too.
+    bounds = [last for _, last in await _ranges(db, job["jobId"]["id"])]
+    assert bounds == ["logs/d/000", None]
+
+
+async def test_ranges_that_start_after_a_directory_marker_lose_nothing(admin, s3, bucket, db):
+    """Each subtree begins with its marker (`x5/`), so the bounds are markers: SeaweedFS,
+    asked to start after `x5/`, must still list `x5/0000`… (it would skip `x5/`'s
+    contents after a made-up `x5`)."""
+    keys = [k for d in range(10) for k in (f"x{d}/", *(f"x{d}/{i:04d}" for i in range(200)))]
+    await put_many(s3, bucket, ((k, b"" if k.endswith("/") else b"q") for k in keys))
+    job = await admin.wait((await admin.create("METRIC_RECONCILIATION", bucket))["jobId"]["id"])
+    assert job["jobState"] == "COMPLETE", job["message"]
+    assert job["result"]["metrics"]["objectCount"] == len(keys)
+    assert job["result"]["metrics"]["bytes"] == 2000
+    ranges = await _ranges(db, job["jobId"]["id"])
+    assert [last for _, last in ranges] == ["x5/", "x6/", "x7/", "x8/", "x9/", None], ranges
+    dst = f"{bucket}-copy"
+    await s3.create_bucket(Bucket=dst)
+    copy = await admin.wait(
+        (await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst))["jobId"]["id"]
+    )
+    assert copy["jobStats"]["processed"] == len(keys), copy
+    await assert_same_objects(s3, bucket, s3, dst)
 
 
 # A flat bucket split into key ranges, with what could trip a range's ends: directories
@@ -177,3 +231,35 @@ async def test_numbered_keys_whose_first_page_ends_a_subtree_list_it_once(admin,
         )
         first = (await conn.execute(query, {"j": job["jobId"]["id"]})).all()
     assert [tuple(row) for row in first] == [("n-001000", "n-001000", 1001)]
+
+
+async def test_a_plain_listing_pages_past_a_directory_beside_names_that_sort_before_it(
+    admin, s3, bucket
+):
+    """The same names unversioned: ListObjectsV2 pages past `t1/b/` to `t1/b-c` and `t1/b.d`
+    (the versioned case below is SeaweedFS's bug)."""
+    keys = [f"t1/b/{i:05d}" for i in range(1500)] + ["t1/b-c", "t1/b.d", "t1/z", "t2/x"]
+    await put_many(s3, bucket, ((k, b"v") for k in keys))
+    job = await admin.wait((await admin.create("METRIC_RECONCILIATION", bucket))["jobId"]["id"])
+    assert job["jobState"] == "COMPLETE", job["message"]
+    assert job["result"]["metrics"]["objectCount"] == len(keys)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SeaweedFS ListObjectVersions, asked for the page after a key inside a directory"
+    " (t1/b/00999), leaves out the names its own walk lists after that directory but that"
+    " sort before it in byte order (t1/b-c, t1/b.d); docs/DECISIONS.md, known limitations",
+)
+async def test_a_versioned_listing_pages_past_a_directory_beside_names_that_sort_before_it(
+    admin, s3, bucket
+):
+    """Shard `t1/` holds `t1/b/…` over more than a page, then `t1/b-c` and `t1/b.d`. A
+    store fix turns this test into an unexpected pass, which fails the suite: then drop
+    the mark and the limitation."""
+    await s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    keys = [f"t1/b/{i:05d}" for i in range(1500)] + ["t1/b-c", "t1/b.d", "t1/z", "t2/x"]
+    await put_many(s3, bucket, ((k, b"v") for k in keys))
+    job = await admin.wait((await admin.create("METRIC_RECONCILIATION", bucket))["jobId"]["id"])
+    assert job["jobState"] == "COMPLETE", job["message"]
+    assert job["result"]["metrics"]["objectCount"] == len(keys)

@@ -292,18 +292,24 @@ def test_key_range_probes_find_where_numbered_and_hashed_keys_differ():
     from bucketjobs.engine.shards import level_probes, range_probes
 
     # Page 1 of obj-000000000 … obj-000000999: the positions they share, each "just past".
+    # Past every key that begins `data/o`, …, `data/obj-000000`: a string that sorts after
+    # them all, not the next one (`data/p`), which SeaweedFS skips when it is a directory.
     probes = level_probes("data/", "data/obj-000000000", "data/obj-000000999")
-    assert probes[0] == "data/p" and probes[-1] == "data/obj-000001"
+    assert probes[0] == "data/o\U0010ffff" and probes[-1] == "data/obj-000000\U0010ffff"
     assert len(probes) == len("obj-000000")
     # At the level where the keys differ, one probe per character the page uses after the
     # first key's character there: the subtrees obj-00001…, obj-00002…, and so on.
     keys = [f"obj-{i:09d}" for i in range(1000)]
     assert range_probes("", keys, 8)[:3] == ["obj-00001", "obj-00002", "obj-00003"]
+    # Every digit after the first key's (the class of the page's characters there), and the
+    # letters the page uses: hashes whose first page reached only 0…, 3… and 9….
     hashed = ["0a1f", "0b2e", "3c4d", "9f00"]
-    assert range_probes("", hashed, 0) == [
-        f"{c}" for c in sorted(set("0a1fb2e3c4d9")) if c > "0"
-    ]  # fmt: skip
-    assert level_probes("", "z\U0010ffff", "z\U0010ffff") == ["{"]  # no character after U+10FFFF
+    assert range_probes("", hashed, 0) == [*"123456789", *"abcdef"]
+    # Names whose first page saw only `logs/a/` and `logs/b/`: every later letter is probed,
+    # so `logs/c/`… get ranges of their own.
+    named = [f"logs/{d}/{i:03d}" for d in "ab" for i in range(500)]
+    assert range_probes("logs/", named, 5) == [f"logs/{c}" for c in "bcdefghijklmnopqrstuvwxyz"]
+    assert level_probes("", "z\U0010ffff", "z\U0010ffff") == ["z\U0010ffff", "z" + "\U0010ffff" * 2]
 
 
 def test_key_ranges_cover_the_listing_once():

@@ -5,24 +5,22 @@ bucket's enumeration is as slow as its round trips in a row, however many worker
 for partitions. Shards are independent listings, each with its own cursor, which the
 planner runs side by side. They come in two kinds:
 
-- **Prefixes.** The common prefixes ("directories") of one delimiter listing: one shard per
-  top-level prefix, plus one for the objects directly beside them. Chosen from one page
-  of that listing, so a small bucket pays one request:
-  - more than a page of top-level names (truncated): one shard (no cheap split to be had);
-  - no common prefix: one shard, which may then be split into key ranges (below);
-  - exactly one common prefix and nothing beside it (`data/…`): look one level deeper;
-  - otherwise: a shard per common prefix, and a delimited one if objects sit beside them.
-- **Key ranges** of one flat listing (no prefixes to split on: `obj-000000001`, hashes,
-  everything under one prefix). The first page says where its keys start; probes of one
-  key each (`max-keys=1`, sent together) find the first character position at which the
-  keys beyond that page differ, then the first key after each character seen at that
-  position. Those keys split the listing into ranges of about one subtree each
-  (`obj-00000…`, `obj-00001…`, … for numbered keys; `0…` to `f…` for hashes).
+- **Key ranges** of the plain listing, for every unversioned bucket whatever its shape.
+  The first page (1,000 keys, no delimiter) says where the keys start; probes of one key
+  each (`max-keys=1`, sent together) find the first character position at which the keys
+  beyond that page differ, then the first key of each subtree at that position (asked by
+  prefix). Those keys split the listing into ranges of about one subtree each:
+  `obj-00001…`, `obj-00002…` for numbered keys; `p01…`, `p02…` for prefixes `p000/` to
+  `p099/`; `0…` to `f…` for hashes; `a1/`, `a2/` for a tree. A bucket that fits in one
+  page is one shard, listed already.
+- **Prefixes**, for versioned listings: the common prefixes ("directories") of one
+  delimiter listing, one shard per top-level prefix, plus one for the objects directly
+  beside them; one level is looked into when everything sits under a single prefix, and
+  more than a page of top-level names is one shard.
 
 Range bounds are always keys the store returned, never made-up strings: a store that lists
 hierarchically (SeaweedFS) skips a whole directory when asked to start after its name, so
 only a real key is a safe place to start or stop a listing (docs/DECISIONS.md).
-Versioned listings are not split into ranges (their shards are prefixes only).
 """
 
 from __future__ import annotations
@@ -72,32 +70,41 @@ def common_prefix(a: str, b: str) -> str:
     return a[:n]
 
 
+LAST_CHAR = "\U0010ffff"  # sorts after every other character a key can hold
+
+
 def level_probes(prefix: str, first: str, last: str) -> list[str]:
-    """For each character position where the page's first and last keys agree, the string
-    just past every key sharing the page's characters up to that position: a key after it
-    means the listing's keys differ at that position (or before)."""
+    """For each character position where the page's first and last keys agree, a string
+    past every key that shares the page's characters up to and including that position:
+    a key after it means the listing's keys differ at that position (or before).
+
+    Not the next character's string (`obj-1` past `obj-0…`): SeaweedFS, asked to start
+    after a directory's name, skips the directory, and the probe would miss its keys."""
     shared = common_prefix(first, last)
     positions = range(len(prefix), min(len(shared), len(prefix) + MAX_LEVEL_PROBES))
-    return [shared[:i] + after for i in positions if (after := _next_char(shared[i]))]
+    return [shared[: i + 1] + LAST_CHAR for i in positions]
 
 
-def _next_char(c: str) -> str:
-    """The character after `c`, or "" when there is none a key can hold."""
-    code = ord(c) + 1
-    if 0xD800 <= code <= 0xDFFF:  # surrogates are not characters
-        code = 0xE000
-    return chr(code) if code <= 0x10FFFF else ""
+# Characters that may come where the page's keys have one of the class: a key space of
+# numbered or lettered names uses the whole class, also what the first page did not reach.
+_CLASSES = ("0123456789", "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def range_probes(prefix: str, keys: list[str], level: int) -> list[str]:
-    """Strings before each subtree at character position `level`, after the first key's:
-    the page's keys up to `level`, then each character the page uses past `prefix` that
-    sorts after the first key's character there (at most MAX_RANGES of them)."""
+    """The subtrees at character position `level` after the first key's, as the prefixes
+    that select them: the page's keys up to `level`, then each character that sorts after
+    the first key's character there, of those the page uses past `prefix` and of the
+    whole class (digits, lower or upper case letters) of each character the page has at
+    `level` (at most MAX_RANGES of them)."""
     first = keys[0]
     base = first[:level]
     here = first[level] if level < len(first) else ""
-    alphabet = sorted({c for key in keys for c in key[len(prefix) :]} - {""})
-    chars = [c for c in alphabet if c > here]
+    alphabet = {c for key in keys for c in key[len(prefix) :]}
+    at_level = {key[level] for key in keys if len(key) > level}
+    for members in _CLASSES:
+        if not at_level.isdisjoint(members):
+            alphabet.update(members)
+    chars = sorted(c for c in alphabet if c > here)
     if len(chars) > MAX_RANGES:
         step = len(chars) / MAX_RANGES
         chars = [chars[int(i * step)] for i in range(MAX_RANGES)]
@@ -119,20 +126,28 @@ async def discover(
     lister: S3Lister, bucket: str, *, versions: bool, prefix: str, order: str
 ) -> list[Shard]:
     """Read the top of the key space under `prefix` and choose its shards."""
+    if versions:
+        return await _prefixes(lister, bucket, prefix)
+    call = functools.partial(lister.page, bucket, versions=False, prefix=prefix)
+    page = await with_retries(call)
+    if not page.entries:
+        return [Shard(Scope(prefix))]
+    if not page.truncated:  # listed whole: one shard, ending at its last key
+        return [Shard(Scope(prefix), None, page.entries[-1].key, tuple(page.entries))]
+    return await _key_ranges(lister, bucket, prefix, page.entries, order)
+
+
+async def _prefixes(lister: S3Lister, bucket: str, prefix: str) -> list[Shard]:
+    """Shards by the top-level prefixes under `prefix` (looking into a single one)."""
     for _ in range(MAX_DESCENT):
         call = functools.partial(
-            lister.page, bucket, versions=versions, prefix=prefix, delimiter=DELIMITER
+            lister.page, bucket, versions=True, prefix=prefix, delimiter=DELIMITER
         )
-        page = await with_retries(call)
-        scopes = shards_of(prefix, page)
+        scopes = shards_of(prefix, page := await with_retries(call))
         if scopes is not None:
-            break
+            return [Shard(scope) for scope in scopes]
         prefix = page.prefixes[0]
-    else:
-        return [Shard(Scope(prefix))]
-    if versions or len(scopes) > 1 or not page.truncated or page.prefixes or not page.entries:
-        return [Shard(scope) for scope in scopes]
-    return await _key_ranges(lister, bucket, prefix, page.entries, order)
+    return [Shard(Scope(prefix))]
 
 
 async def _key_ranges(
@@ -141,22 +156,26 @@ async def _key_ranges(
     """Split the flat listing of `prefix`, whose first page was `first`, into key ranges."""
     keys = [e.key for e in first]
 
-    async def first_after(after: str) -> Entry | None:
+    async def first_of(*, after: str | None = None, under: str = prefix) -> Entry | None:
+        """The first key after `after` (or from the start) of those that begin with `under`."""
         call = functools.partial(
-            lister.page, bucket, versions=False, prefix=prefix, after=after, max_keys=1
+            lister.page, bucket, versions=False, prefix=under, after=after, max_keys=1
         )
         page = await with_retries(call)
         return page.entries[0] if page.entries else None
 
     probes = level_probes(prefix, keys[0], keys[-1])
-    found = await asyncio.gather(*(first_after(p) for p in probes))
+    found = await asyncio.gather(*(first_of(after=p) for p in probes))
     level = next((len(prefix) + n for n, entry in enumerate(found) if entry is not None), None)
     if level is None:  # every key shares the page's common prefix: they differ after it
         level = len(common_prefix(keys[0], keys[-1]))
-    # With the bounds, the first key after the page: when it is the first bound (numbered
-    # keys whose first page ends where a subtree does), the first shard is listed already.
+    # The bounds are the first key of each subtree (asked by prefix, so a subtree that is a
+    # directory is not skipped). With them, the first key after the page: when it is the
+    # first bound (numbered keys whose first page ends where a subtree does), the first
+    # shard is listed already.
     *bounds, following = await asyncio.gather(
-        *(first_after(p) for p in range_probes(prefix, keys, level)), first_after(keys[-1])
+        *(first_of(under=p) for p in range_probes(prefix, keys, level)),
+        first_of(after=keys[-1]),
     )
     ordered = sort_key(order)
     listed_to = ordered(keys[-1])  # the first page is the first shard's beginning
