@@ -12,12 +12,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
+from sqlalchemy import create_engine, text
 
-from bucketjobs.db.embedded import POSTGRES_BIN_PATH
+from bucketjobs.auth.passwords import verify_password
+from bucketjobs.db.embedded import POSTGRES_BIN_PATH, EmbeddedPostgres
 from tests.support.services import free_port, wait_http
 from tests.support.stack import ADMIN_PASSWORD
 
@@ -125,14 +128,52 @@ def test_an_admin_command_uses_the_running_database_and_leaves_it_running(served
     assert _postgres_processes(home)
 
 
-def test_an_admin_command_alone_stops_the_database_it_started(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "bucketjobs.cli.main", "users", "add", "solo",
-         "--password-stdin"],
-        cwd=tmp_path, input="solo-pw\n", capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+def _admin(cwd: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bucketjobs.cli.main", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, **kwargs)  # fmt: skip
+
+
+def test_an_admin_command_where_there_is_no_installation_fails_and_makes_none(tmp_path):
+    """Run from the wrong folder, `users list` must not start a new empty installation (and
+    leave its PostgreSQL running): one line naming where it looked and what to pass."""
+    done = _admin(tmp_path, "users", "list")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"no bucketjobs installation in {tmp_path / 'bucketjobs-data'}" in done.stderr
+    assert "--data-dir" in done.stderr and "--database-url" in done.stderr
+    assert list(tmp_path.iterdir()) == []
     assert not _postgres_processes(tmp_path)
+
+
+def test_an_admin_command_alone_stops_the_database_it_started(tmp_path):
+    # An installation whose server is not running.
+    data = tmp_path / "bucketjobs-data"
+    data.mkdir(mode=0o700)
+    postgres = EmbeddedPostgres(data / "postgres")
+    postgres.start()
+    postgres.stop()
+    # No terminal: the password is stdin's first line, or BUCKETJOBS_PASSWORD.
+    done = _admin(tmp_path, "users", "add", "solo", "--role", "operator", input="solo-pw\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    env = {**os.environ, "BUCKETJOBS_PASSWORD": "envy-pw"}
+    done = _admin(tmp_path, "users", "add", "envy", env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    empty = _admin(tmp_path, "users", "add", "nobody-home", input="")
+    assert empty.returncode == 1 and "stdin was empty" in empty.stderr, empty.stderr
+    bad = _admin(tmp_path, "users", "add", "x", "--role", "root", input="pw-x\n")
+    assert bad.returncode == 2 and "administrator" in bad.stderr and "Traceback" not in bad.stderr
+    assert not _postgres_processes(tmp_path)
+
+    url = postgres.start()
+    try:
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT name, password_hash FROM users")).all())
+        engine.dispose()
+    finally:
+        postgres.stop()
+    assert verify_password(rows["solo"], "solo-pw") and verify_password(rows["envy"], "envy-pw")
+    assert "nobody-home" not in rows and "x" not in rows
 
 
 def _weed_ports(home: Path) -> dict[str, int]:

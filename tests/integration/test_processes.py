@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from tests.support.objects import keys
 from tests.support.s3 import put_many
-from tests.support.services import Process, free_port, wait_http
+from tests.support.services import Process, free_port
 from tests.support.waiting import progress, wait_until
 
 
@@ -115,7 +115,12 @@ def test_serve_on_embedded_defaults_and_sigterm_leaves_nothing(tmp_path):
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
+        # The ready line comes once the port is bound: the first request after it answers.
+        deadline = time.monotonic() + 90
+        while "bucketjobs API:" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
         printed = log.read_text()
         assert f"http://127.0.0.1:{port}/mapi/v1" in printed
         assert "S3 endpoint:" in printed and "s3-credentials.json" in printed

@@ -44,3 +44,18 @@ def test_invalid_patterns(pattern):
 def test_every_job_type_has_an_access_rule():
     assert set(SOURCE_ACCESS) == set(JobType)
     assert SOURCE_ACCESS[JobType.LIFECYCLE_UPDATE] is Access.WRITE  # it deletes data
+
+
+def test_a_role_error_is_readable_text():
+    import pytest
+
+    from bucketjobs.auth.users import UserError, check_roles
+
+    with pytest.raises(UserError) as refused:
+        check_roles(["user", "root", "wheel"])
+    message = str(refused.value)
+    assert message == (
+        "unknown or missing roles (root, wheel); roles are administrator, operator, user"
+    )
+    with pytest.raises(UserError, match=r"\(none given\)"):
+        check_roles([])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import StrEnum
 
 JOBS_CREATE = "mapi:jobs:create"
 JOBS_LIST = "mapi:jobs:list"
@@ -15,10 +16,25 @@ USERS_ADMIN = "mapi:users:admin"
 
 _OWN_JOBS = (JOBS_CREATE, JOBS_LIST, JOBS_STATUS, JOBS_CANCEL)
 
+
+class Role(StrEnum):
+    """The roles a user can hold (`bucketjobs users add --role`)."""
+
+    ADMINISTRATOR = "administrator"
+    OPERATOR = "operator"
+    USER = "user"
+
+
 ROLES: dict[str, tuple[str, ...]] = {
-    "administrator": (*_OWN_JOBS, JOBS_ADMIN_LIST, JOBS_ADMIN_CANCEL, STORAGE_ADMIN, USERS_ADMIN),
-    "operator": (*_OWN_JOBS, JOBS_ADMIN_LIST, JOBS_ADMIN_CANCEL),
-    "user": _OWN_JOBS,
+    Role.ADMINISTRATOR: (
+        *_OWN_JOBS,
+        JOBS_ADMIN_LIST,
+        JOBS_ADMIN_CANCEL,
+        STORAGE_ADMIN,
+        USERS_ADMIN,
+    ),
+    Role.OPERATOR: (*_OWN_JOBS, JOBS_ADMIN_LIST, JOBS_ADMIN_CANCEL),
+    Role.USER: _OWN_JOBS,
 }
 
 

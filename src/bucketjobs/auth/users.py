@@ -39,7 +39,8 @@ MAX_PASSWORD = 1024  # argon2 hashes any length; a bound keeps one login's work 
 def check_roles(roles: list[str]) -> None:
     unknown = sorted(set(roles) - set(ROLES))
     if unknown or not roles:
-        raise UserError(f"unknown or missing roles: {unknown}; known: {sorted(ROLES)}")
+        given = ", ".join(unknown) if unknown else "none given"
+        raise UserError(f"unknown or missing roles ({given}); roles are {', '.join(ROLES)}")
 
 
 async def create_user(conn: AsyncConnection, name: str, password: str, roles: list[str]) -> User:

@@ -40,7 +40,9 @@ DatabaseUrl = Annotated[
 @contextlib.contextmanager
 def database(database_url: str | None, data_dir: Path) -> Iterator[str]:
     """The database URL given, or the embedded one of `data_dir`: a running server's as it
-    is, else started for this command (holding the data dir) and stopped after it."""
+    is, else started for this command (holding the data dir) and stopped after it. A data
+    dir with no installation is an error: an admin command never makes a new one (it
+    would hold no users, and its PostgreSQL would be left for nobody to stop)."""
     from bucketjobs.db.embedded import EmbeddedPostgres
     from bucketjobs.db.migrate import upgrade
 
@@ -48,7 +50,14 @@ def database(database_url: str | None, data_dir: Path) -> Iterator[str]:
         upgrade(database_url)
         yield database_url
         return
-    path = prepare(data_dir)
+    path = data_dir.resolve()
+    if not (path / "postgres" / "PG_VERSION").is_file():
+        fail(
+            f"no bucketjobs installation in {path}: run this where `bucketjobs serve` keeps"
+            " its data, or pass --data-dir (BUCKETJOBS_DATA_DIR) or --database-url"
+            " (BUCKETJOBS_DATABASE_URL)"
+        )
+    path = prepare(path)
     postgres = EmbeddedPostgres(path / "postgres")
     try:
         with contextlib.ExitStack() as stack:

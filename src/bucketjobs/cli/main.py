@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from bucketjobs.api.connections import ConnectionLimits
+from bucketjobs.auth.permissions import Role
 from bucketjobs.cli.common import (
     CommandError,
     DatabaseUrl,
@@ -36,17 +37,56 @@ app.add_typer(bindings_app, name="bindings")
 @app.command("serve")
 def serve_command(
     data_dir: DataDir = Path("./bucketjobs-data"),
-    host: Annotated[str, typer.Option(envvar="BUCKETJOBS_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="BUCKETJOBS_PORT")] = 8080,
+    host: Annotated[
+        str, typer.Option(envvar="BUCKETJOBS_HOST", help="Address the API listens on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="BUCKETJOBS_PORT", min=0, max=65535, help="The API's port.")
+    ] = 8080,
     database_url: DatabaseUrl = None,
-    s3_endpoint: Annotated[str | None, typer.Option(envvar="BUCKETJOBS_S3_ENDPOINT")] = None,
-    s3_access_key: Annotated[str | None, typer.Option(envvar="BUCKETJOBS_S3_ACCESS_KEY")] = None,
-    s3_secret_key: Annotated[str | None, typer.Option(envvar="BUCKETJOBS_S3_SECRET_KEY")] = None,
-    s3_region: Annotated[str, typer.Option(envvar="BUCKETJOBS_S3_REGION")] = "us-east-1",
-    tls_cert: Annotated[Path | None, typer.Option(envvar="BUCKETJOBS_TLS_CERT")] = None,
-    tls_key: Annotated[Path | None, typer.Option(envvar="BUCKETJOBS_TLS_KEY")] = None,
-    no_worker: Annotated[bool, typer.Option(envvar="BUCKETJOBS_NO_WORKER")] = False,
-    worker_concurrency: Annotated[int, typer.Option(envvar="BUCKETJOBS_WORKER_CONCURRENCY")] = 8,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BUCKETJOBS_S3_ENDPOINT",
+            help="An S3 store to use as the primary component (default: embedded SeaweedFS).",
+        ),
+    ] = None,
+    s3_access_key: Annotated[
+        str | None,
+        typer.Option(envvar="BUCKETJOBS_S3_ACCESS_KEY", help="Access key for --s3-endpoint."),
+    ] = None,
+    s3_secret_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BUCKETJOBS_S3_SECRET_KEY",
+            help="Secret key for --s3-endpoint (better by environment than argv).",
+        ),
+    ] = None,
+    s3_region: Annotated[
+        str, typer.Option(envvar="BUCKETJOBS_S3_REGION", help="Signing region of --s3-endpoint.")
+    ] = "us-east-1",
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(envvar="BUCKETJOBS_TLS_CERT", help="PEM certificate chain: serve HTTPS."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(envvar="BUCKETJOBS_TLS_KEY", help="PEM private key of --tls-cert."),
+    ] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker",
+            envvar="BUCKETJOBS_NO_WORKER",
+            help="Run the API alone (workers run as `bucketjobs worker`, here or elsewhere).",
+        ),
+    ] = False,
+    worker_concurrency: Annotated[
+        int,
+        typer.Option(
+            envvar="BUCKETJOBS_WORKER_CONCURRENCY", min=1, help="Steps the worker runs at once."
+        ),
+    ] = 8,
     public_url: Annotated[
         str | None,
         typer.Option(envvar="BUCKETJOBS_PUBLIC_URL", help="Token issuer base (same on every API)."),
@@ -104,9 +144,20 @@ def _configure_logging(default: str) -> None:
 
 @app.command("worker")
 def worker_command(
-    database_url: Annotated[str, typer.Option(envvar="BUCKETJOBS_DATABASE_URL")],
+    database_url: Annotated[
+        str,
+        typer.Option(
+            envvar="BUCKETJOBS_DATABASE_URL",
+            help="The shared PostgreSQL (libpq URL; better by environment than argv).",
+        ),
+    ],
     data_dir: DataDir = Path("./bucketjobs-data"),
-    concurrency: Annotated[int, typer.Option(envvar="BUCKETJOBS_WORKER_CONCURRENCY")] = 8,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            envvar="BUCKETJOBS_WORKER_CONCURRENCY", min=1, help="Steps this worker runs at once."
+        ),
+    ] = 8,
     inline: Annotated[
         bool,
         typer.Option(
@@ -144,38 +195,53 @@ def worker_command(
 
 
 def _new_password(from_stdin: bool) -> str:
-    """A new password from stdin, BUCKETJOBS_NEW_PASSWORD or a prompt — never argv (`ps`)."""
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    return os.environ.get("BUCKETJOBS_NEW_PASSWORD") or typer.prompt(
-        "password", hide_input=True, confirmation_prompt=True
-    )
+    """A new password, never from argv (`ps` shows it): the first line of stdin with
+    --password-stdin; else BUCKETJOBS_PASSWORD (or BUCKETJOBS_NEW_PASSWORD); else a prompt
+    on a terminal, or the first line of stdin when there is none (a script, a pipe)."""
+    given = os.environ.get("BUCKETJOBS_PASSWORD") or os.environ.get("BUCKETJOBS_NEW_PASSWORD")
+    if given and not from_stdin:
+        return given
+    if from_stdin or not sys.stdin.isatty():
+        secret = sys.stdin.readline().rstrip("\r\n")
+        if not secret:
+            fail("no password: stdin was empty (give it there or in BUCKETJOBS_PASSWORD)")
+        return secret
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
 
 
 PasswordStdin = Annotated[
-    bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of stdin, even on a terminal.",
+    ),
 ]
+Roles = Annotated[list[Role], typer.Option("--role", help="A role to hold (repeat for several).")]
 
 
 @users_app.command("add")
 def users_add(
-    name: str,
-    role: Annotated[list[str], typer.Option(help="administrator, operator or user")] = ["user"],  # noqa: B006
+    name: Annotated[str, typer.Argument(help="The new user's login name.")],
+    role: Roles = [Role.USER],  # noqa: B006
     password_stdin: PasswordStdin = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = Path("./bucketjobs-data"),
 ) -> None:
-    """Add a user (password from stdin, BUCKETJOBS_NEW_PASSWORD or a prompt)."""
+    """Add a user. Password: BUCKETJOBS_PASSWORD, stdin, or a prompt on a terminal."""
     from bucketjobs.auth.users import create_user
 
     secret = _new_password(password_stdin)
-    user = run_in_database(database_url, data_dir, create_user, name, secret, list(role))
+    roles = [r.value for r in role]
+    user = run_in_database(database_url, data_dir, create_user, name, secret, roles)
     console.print(f"created user {user.name} (id {user.id}) with roles {', '.join(user.roles)}")
+
+
+UserName = Annotated[str, typer.Argument(help="The user's login name.")]
 
 
 @users_app.command("passwd")
 def users_passwd(
-    name: str,
+    name: UserName,
     password_stdin: PasswordStdin = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = Path("./bucketjobs-data"),
@@ -197,6 +263,7 @@ def users_passwd(
 def users_list(
     database_url: DatabaseUrl = None, data_dir: DataDir = Path("./bucketjobs-data")
 ) -> None:
+    """List the users and their roles."""
     from bucketjobs.auth.users import list_users
 
     table = Table("id", "name", "roles")
@@ -207,8 +274,9 @@ def users_list(
 
 @users_app.command("remove")
 def users_remove(
-    name: str, database_url: DatabaseUrl = None, data_dir: DataDir = Path("./bucketjobs-data")
+    name: UserName, database_url: DatabaseUrl = None, data_dir: DataDir = Path("./bucketjobs-data")
 ) -> None:
+    """Remove a user; their tokens stop working."""
     from bucketjobs.auth.users import remove_user
 
     if not run_in_database(database_url, data_dir, remove_user, name):
@@ -239,7 +307,7 @@ async def _grant_target(conn: Any, name: str, component: int | None) -> tuple[in
 
 @users_app.command("grant")
 def users_grant(
-    name: str,
+    name: UserName,
     pattern: Annotated[str, typer.Argument(help="A bucket name, or a prefix ending in '*'.")],
     write: Annotated[bool, typer.Option("--write", help="WRITE access (implies READ).")] = False,
     component: ComponentOption = None,
@@ -263,8 +331,8 @@ def users_grant(
 
 @users_app.command("revoke")
 def users_revoke(
-    name: str,
-    pattern: str,
+    name: UserName,
+    pattern: Annotated[str, typer.Argument(help="The bucket pattern granted before.")],
     component: ComponentOption = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = Path("./bucketjobs-data"),
@@ -283,7 +351,7 @@ def users_revoke(
 
 @users_app.command("grants")
 def users_grants(
-    name: str, database_url: DatabaseUrl = None, data_dir: DataDir = Path("./bucketjobs-data")
+    name: UserName, database_url: DatabaseUrl = None, data_dir: DataDir = Path("./bucketjobs-data")
 ) -> None:
     """List a user's grants."""
     from bucketjobs.auth import grants

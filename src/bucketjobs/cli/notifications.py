@@ -57,9 +57,15 @@ def _config(fields: list[str]) -> dict[str, Any]:
     return config
 
 
+TargetId = Annotated[
+    int, typer.Argument(metavar="ID", min=1, max=2**31 - 1, help="The target's id (targets list).")
+]
+Bucket = Annotated[str, typer.Argument(help="The bucket (on the primary storage component).")]
+
+
 @targets_app.command("add")
 def targets_add(
-    name: str,
+    name: Annotated[str, typer.Argument(help="A name for the target, unique.")],
     kind: Annotated[
         str, typer.Argument(metavar="TYPE", help="WEBHOOK, AMQP, NATS, MQTT or REDIS.")
     ],
@@ -115,7 +121,7 @@ def targets_list(
 
 @targets_app.command("remove")
 def targets_remove(
-    target_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**31 - 1)],
+    target_id: TargetId,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = DEFAULT_DIR,
 ) -> None:
@@ -130,7 +136,7 @@ def targets_remove(
 
 @targets_app.command("test")
 def targets_test(
-    target_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**31 - 1)],
+    target_id: TargetId,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = DEFAULT_DIR,
 ) -> None:
@@ -149,7 +155,7 @@ def targets_test(
 
 @bindings_app.command("set")
 def bindings_set(
-    bucket: str,
+    bucket: Bucket,
     target_ids: Annotated[
         list[int] | None,
         typer.Argument(metavar="TARGET_ID...", help="None: remove the bucket's bindings."),
@@ -190,7 +196,7 @@ def bindings_set(
 
 @bindings_app.command("get")
 def bindings_get(
-    bucket: str,
+    bucket: Bucket,
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts.")] = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = DEFAULT_DIR,

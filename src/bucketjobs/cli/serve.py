@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -65,6 +66,20 @@ def _stable_port(path: Path) -> int:
     return port
 
 
+class _AnnouncingServer(uvicorn.Server):
+    """Prints the ready lines once the API's port is bound (a script that waits for them
+    may connect at once), and not at all when binding failed."""
+
+    def __init__(self, config: uvicorn.Config, lines: list[str]) -> None:
+        super().__init__(config)
+        self.lines = lines
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            print("\n".join(self.lines), flush=True)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -104,14 +119,13 @@ def _serve(opts: ServeOptions, data_dir: Path) -> None:
         generated = asyncio.run(_bootstrap(url, data_dir, endpoint, access, secret, region, label))
 
         scheme = "https" if opts.tls_cert else "http"
-        api_url = f"{scheme}://{opts.host}:{opts.port}"
-        print(f"bucketjobs API:  {api_url}/mapi/v1", flush=True)
-        print(f"S3 endpoint:     {endpoint}", flush=True)
+        ready = [f"bucketjobs API:  {scheme}://{opts.host}:{opts.port}/mapi/v1",
+                 f"S3 endpoint:     {endpoint}"]  # fmt: skip
         if seaweed is not None:
-            print(f"S3 credentials:  {seaweed.credentials_path}", flush=True)
+            ready.append(f"S3 credentials:  {seaweed.credentials_path}")
         if generated:
-            print(f"admin password:  {generated}  (shown once; set BUCKETJOBS_ADMIN_PASSWORD "
-                  "to choose it)", flush=True)  # fmt: skip
+            ready.append(f"admin password:  {generated}  (shown once; set"
+                         " BUCKETJOBS_ADMIN_PASSWORD to choose it)")  # fmt: skip
         if not opts.no_worker:
             # The URL (with the database password) goes by environment, never argv (`ps`).
             worker = subprocess.Popen([
@@ -134,7 +148,7 @@ def _serve(opts: ServeOptions, data_dir: Path) -> None:
             # (throttling and connection caps key on it) with X-Forwarded-For.
             proxy_headers=False,
         )
-        uvicorn.Server(config).run()
+        _AnnouncingServer(config, ready).run()
     except KeyboardInterrupt:
         pass
     finally:
