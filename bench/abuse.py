@@ -31,7 +31,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ADMIN_PASSWORD, RssSampler, service
 
-from bucketjobs.client import REALM_TOKEN
+from tests.support.mapi import REALM_TOKEN
 
 FLOODS = ("none", "fresh-names", "guess-admin", "slow-headers", "huge-bodies")
 

@@ -38,8 +38,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ADMIN_PASSWORD, cpu_seconds, cpu_used, seed, service
 
-from bucketjobs.client import REALM_TOKEN
 from bucketjobs.storage.embedded import _free_port
+from tests.support.mapi import REALM_TOKEN
 
 WRK = shutil.which("wrk") or "wrk"
 

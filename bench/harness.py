@@ -27,11 +27,13 @@ import psutil
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from bucketjobs.client import Mapi
 from bucketjobs.db.embedded import EmbeddedPostgres
 from bucketjobs.storage.components import Component, endpoint_location
 from bucketjobs.storage.embedded import EmbeddedSeaweed, _free_port
 from bucketjobs.storage.http import S3Http
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' MAPI helper
+from tests.support.mapi import Mapi
 
 ADMIN_PASSWORD = "bench-admin-password"
 

@@ -33,8 +33,8 @@ from harness import (
     tool,
 )
 
-from bucketjobs.client import Mapi
 from bucketjobs.storage.components import endpoint_location
+from tests.support.mapi import Mapi
 
 _names = itertools.count(1)
 

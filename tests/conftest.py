@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bucketjobs.client import Mapi
 from bucketjobs.db.embedded import EmbeddedPostgres
 from bucketjobs.db.session import sqlalchemy_url
 from bucketjobs.storage.embedded import EmbeddedSeaweed
+from tests.support.mapi import Mapi
 from tests.support.s3 import s3_client
 from tests.support.services import Process, free_port, port_free, wait_http
 from tests.support.stack import ADMIN_PASSWORD, Stack, Store, component_body

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bucketjobs.client import Mapi
+from tests.support.mapi import Mapi
 from tests.support.objects import keys
 from tests.support.s3 import put_many
 

@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from bucketjobs.client import Mapi
 from tests.support.brokers import RedisServer, decoded_events
+from tests.support.mapi import Mapi
 from tests.support.objects import assert_same_objects
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http

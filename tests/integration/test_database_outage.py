@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from bucketjobs.client import Mapi
 from bucketjobs.db.embedded import EmbeddedPostgres
+from tests.support.mapi import Mapi
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http
 from tests.support.stack import ADMIN_PASSWORD

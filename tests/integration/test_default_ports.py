@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bucketjobs.client import Mapi
+from tests.support.mapi import Mapi
 from tests.support.objects import assert_same_objects
 from tests.support.s3 import s3_client
 from tests.support.stack import Store, component_body

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bucketjobs.client import REALM_TOKEN, Mapi
+from tests.support.mapi import REALM_TOKEN, Mapi
 from tests.support.stack import component_body
 
 DEEP = "[" * 200_000 + "]" * 200_000

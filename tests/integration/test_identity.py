@@ -9,7 +9,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bucketjobs.client import REALM_TOKEN, Mapi
+from tests.support.mapi import REALM_TOKEN, Mapi
 from tests.support.stack import ADMIN_PASSWORD
 
 CREATE = {"jobType": "METRIC_RECONCILIATION", "bucketName": "whatever-bucket"}

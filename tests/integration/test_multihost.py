@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from bucketjobs.client import Mapi
 from tests.support.debian_pg import DebianPostgres
+from tests.support.mapi import Mapi
 from tests.support.objects import assert_same_objects
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from bucketjobs.client import Mapi
 from bucketjobs.notify.service import NotificationService
 from bucketjobs.storage.secrets import load_or_create_fernet
+from tests.support.mapi import Mapi
 
 SECRETS = ("hunter2-amqp", "nats-token-77", "mqtt-pass-9", "redis-pw-0", "Bearer web-tok-5",
            "web-user-pw")  # fmt: skip

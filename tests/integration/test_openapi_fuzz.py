@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bucketjobs.client import REALM_TOKEN
+from tests.support.mapi import REALM_TOKEN
 from tests.support.stack import ADMIN_PASSWORD, private_api
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("BUCKETJOBS_FUZZ_EXAMPLES", "30"))

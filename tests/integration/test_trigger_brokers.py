@@ -13,7 +13,6 @@ import aiomqtt
 import nats
 import pytest
 
-from bucketjobs.client import Mapi
 from tests.integration.test_triggers import (  # _no_targets_left: autouse here too
     KEYS,
     _assert_records,
@@ -22,6 +21,7 @@ from tests.integration.test_triggers import (  # _no_targets_left: autouse here 
     _target,
 )
 from tests.support.brokers import Mosquitto, NatsServer, RabbitMQ, decoded_events
+from tests.support.mapi import Mapi
 from tests.support.objects import keys as listed_keys
 from tests.support.s3 import put_many
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from bucketjobs.client import Mapi
 from tests.support.brokers import RedisServer, Webhook, decoded_events
+from tests.support.mapi import Mapi
 from tests.support.objects import keys as listed_keys
 from tests.support.s3 import put_many
 from tests.support.services import free_port

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bucketjobs.client import Mapi
 from bucketjobs.storage.components import endpoint_location
+from tests.support.mapi import Mapi
 from tests.support.services import Process, free_port, wait_http
 
 ADMIN_PASSWORD = "admin-test-password"

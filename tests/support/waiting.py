@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from bucketjobs.client import Mapi
+from tests.support.mapi import Mapi
 
 T = TypeVar("T")
 

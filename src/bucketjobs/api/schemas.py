@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, S
 from bucketjobs.api.errors import ERROR_SCHEMA
 from bucketjobs.jobs.model import INT32_MAX, INT32_MIN, JobState, JobType
 from bucketjobs.jobs.params import BUCKET_PATTERN, BY_TYPE, COMMON, MAX_ENTRIES, MAX_VALUE_LEN
+from bucketjobs.jobs.wire import AffectedObject, Job, ObjectFailure
 from bucketjobs.ops.registry import OPERATIONS
 
 
@@ -110,29 +111,6 @@ class BucketBody(BaseModel):
     bucketName: BucketName
 
 
-class JobStats(BaseModel):
-    processed: int
-    failed: int
-    total: int
-    skipped: int
-    bytes: int
-
-
-class Job(BaseModel):
-    jobId: IdRef
-    jobState: JobState
-    jobType: JobType
-    startTime: str
-    completeTime: str | None
-    jobParams: dict[str, str]
-    jobStats: JobStats
-    bucketName: str
-    userId: IdRef | None = None
-    updateTime: str | None = None
-    message: str | None = None
-    result: dict[str, Any] | None = None
-
-
 class CreateJobResponse(BaseModel):
     jobStatus: Job
 
@@ -141,27 +119,9 @@ class JobStatusResponse(BaseModel):
     status: Job
 
 
-class ObjectFailure(BaseModel):
-    key: str
-    versionId: str | None
-    errorCode: str
-    httpStatus: int | None
-    message: str
-    attempts: int
-    time: str
-
-
 class FailuresResponse(BaseModel):
     failures: list[ObjectFailure]
     pageToken: str | None = Field(default=None, description="present only when more exist")
-
-
-class AffectedObject(BaseModel):
-    key: str
-    versionId: str | None = Field(description="null: the key's current version")
-    action: str = Field(description="what the job would do, e.g. expired, noncurrentExpired")
-    rule: str = Field(description="the lifecycle rule's ID (rule-N when it has none)")
-    size: int
 
 
 class AffectedResponse(BaseModel):

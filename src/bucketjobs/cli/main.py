@@ -1,4 +1,5 @@
-"""`bucketjobs` commands: serve, worker, users, targets, bindings."""
+"""`bucketjobs` commands: serve, worker, users, targets, bindings (on the database), and
+login, logout, jobs (through the API)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from bucketjobs.cli.common import (
     run_in_database,
 )
 from bucketjobs.cli.data_dir import DataDirBusy
+from bucketjobs.cli.jobs import jobs_app, login, logout
 from bucketjobs.cli.notifications import bindings_app, targets_app
-from bucketjobs.cli.serve import ServeOptions, serve
 from bucketjobs.db.embedded import EmbeddedPostgresError
 
 app = typer.Typer(help="Bulk jobs over S3 buckets.", no_args_is_help=True)
@@ -32,6 +33,9 @@ users_app = typer.Typer(help="Manage users (talks to the database directly).")
 app.add_typer(users_app, name="users")
 app.add_typer(targets_app, name="targets")
 app.add_typer(bindings_app, name="bindings")
+app.add_typer(jobs_app, name="jobs")
+app.command("login")(login)
+app.command("logout")(logout)
 
 
 @app.command("serve")
@@ -118,6 +122,8 @@ def serve_command(
     ] = 1024,
 ) -> None:
     """Run the API and a worker (embedded PostgreSQL and SeaweedFS by default)."""
+    from bucketjobs.cli.serve import ServeOptions, serve  # the API: loaded only to serve
+
     if bool(tls_cert) != bool(tls_key):
         raise typer.BadParameter("--tls-cert and --tls-key go together")
     if s3_endpoint and not (s3_access_key and s3_secret_key):

@@ -1,10 +1,61 @@
-"""The Job object as the wire format shows it (camelCase, RFC 3339 ms timestamps)."""
+"""The Job object as the wire format shows it (camelCase, RFC 3339 ms timestamps): the
+views the API answers with, and their models, which the served OpenAPI document states
+and the SDK (bucketjobs.client) parses."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from bucketjobs.clock import rfc3339_ms
+from bucketjobs.jobs.model import JobState, JobType
+
+
+class Ref(BaseModel):
+    id: int
+
+
+class JobStats(BaseModel):
+    processed: int
+    failed: int
+    total: int
+    skipped: int
+    bytes: int
+
+
+class Job(BaseModel):
+    jobId: Ref
+    jobState: JobState
+    jobType: JobType
+    startTime: str
+    completeTime: str | None
+    jobParams: dict[str, str]
+    jobStats: JobStats
+    bucketName: str
+    userId: Ref | None = None
+    updateTime: str | None = None
+    message: str | None = None
+    result: dict[str, Any] | None = None
+
+
+class ObjectFailure(BaseModel):
+    key: str
+    versionId: str | None
+    errorCode: str
+    httpStatus: int | None
+    message: str
+    attempts: int
+    time: str
+
+
+class AffectedObject(BaseModel):
+    key: str
+    versionId: str | None = Field(description="null: the key's current version")
+    action: str = Field(description="what the job would do, e.g. expired, noncurrentExpired")
+    rule: str = Field(description="the lifecycle rule's ID (rule-N when it has none)")
+    size: int
+
 
 SECRET_PARAMS: frozenset[str] = frozenset()  # no job type takes a secret parameter yet
 REDACTED = "***"

@@ -1,5 +1,5 @@
-"""The Python SDK: an async MAPI client that logs in, fetches a CSRF pair per call (as clients
-in the field do) and calls the jobs routes."""
+"""A test and bench helper: an async MAPI session that logs in, fetches a CSRF pair per call
+(as clients in the field do) and asserts every call succeeds. Not the SDK (bucketjobs.client)."""
 
 from __future__ import annotations
 
