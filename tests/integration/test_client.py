@@ -156,3 +156,47 @@ def test_watch_exits_3_when_the_job_fails_and_4_when_it_is_cancelled(stack, tmp_
         api.login("admin", ADMIN_PASSWORD)
         api.call("/notification/bucket/set", {"bucketName": bucket, "bindings": []})
         api.call("/notification/target/delete", {"id": dead})
+
+
+async def test_watch_in_a_terminal_shows_a_live_bar_then_the_result(stack, tmp_path, s3, bucket):
+    """`jobs watch` under tmux, read back as a person sees it: a bar with counts while the
+    job runs, then the final table."""
+    await put_many(s3, bucket, ((f"w{i:03d}", b"w") for i in range(160)))
+    home = tmp_path / "config"
+    env = {"BUCKETJOBS_PASSWORD": ADMIN_PASSWORD}
+    assert (await asyncio.to_thread(_cli, home, "login", stack.base_url, "-u", "admin",
+                                    env=env)).returncode == 0  # fmt: skip
+    hook = Webhook()
+    hook.delay = 0.25  # 160 deliveries, 16 at a time: ~2.5 s
+    await hook.start()
+    session = f"watch-{os.getpid()}"
+    try:
+        async with AsyncClient(stack.base_url) as api:
+            await api.login("admin", ADMIN_PASSWORD)
+            target = await _webhook_target(api, f"slow-{bucket}", hook.url)
+            await _bind(api, bucket, target)
+            job = await api.create("TRIGGER_RECONCILIATION", bucket)
+            command = (f"XDG_CONFIG_HOME={home} {sys.executable} -m bucketjobs.cli.main jobs"
+                       f" watch -- {job.jobId.id}; echo EXIT=$?; sleep 30")  # fmt: skip
+            await asyncio.to_thread(subprocess.run, ["tmux", "new-session", "-d", "-s", session,
+                                    "-x", "150", "-y", "30", command], check=True)  # fmt: skip
+            screens = []
+            for _ in range(200):
+                shown = await asyncio.to_thread(subprocess.run, ["tmux", "capture-pane", "-p",
+                                                "-t", session], capture_output=True, text=True)  # fmt: skip
+                screens.append(shown.stdout)
+                if "EXIT=" in shown.stdout:
+                    break
+                await asyncio.sleep(0.1)
+            await _bind(api, bucket)
+    finally:
+        await asyncio.to_thread(subprocess.run, ["tmux", "kill-session", "-t", session])
+        await hook.stop()
+    final = screens[-1]
+    assert "EXIT=0" in final, final
+    assert "COMPLETE" in final and "160" in final, final
+    live = [s for s in screens if "objects" in s and "obj/s" in s]
+    assert live, screens[:3]
+    # One page: the planner counts its 160 objects when their deliveries are done, so the
+    # bar shows the job and its state until the end.
+    assert any(f"job {job.jobId.id} " in s and " objects" in s for s in live), live[-1]

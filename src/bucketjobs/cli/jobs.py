@@ -127,12 +127,19 @@ def _job_json(job: Job) -> dict[str, Any]:
 
 
 def _job_table(jobs: list[Job]) -> Table:
-    table = Table("id", "type", "bucket", "state", "processed", "failed", "total", "started")
+    """Id, type, state and counts stay whole in an 80-column terminal; the rest shrinks."""
+    table = Table()
+    for name, width in (("id", 11), ("type", 22), ("state", 10)):
+        table.add_column(name, no_wrap=True, min_width=width)
+    table.add_column("bucket")
+    for name in ("processed", "failed", "total"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("started")
     for job in jobs:
         stats = job.jobStats
-        table.add_row(str(job.jobId.id), job.jobType.value, job.bucketName, job.jobState.value,
+        table.add_row(str(job.jobId.id), job.jobType.value, job.jobState.value, job.bucketName,
                       f"{stats.processed:,}", f"{stats.failed:,}", f"{stats.total:,}",
-                      job.startTime)  # fmt: skip
+                      job.startTime.replace("T", " ")[:19])  # fmt: skip
     return table
 
 
@@ -317,21 +324,24 @@ def _follow(api: Client, job: Job, interval: float, *, quiet: bool) -> Job:
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} objects"),
+        TextColumn("{task.fields[counts]}"),
         TextColumn("failed {task.fields[failed]:,}"),
         TextColumn("{task.fields[rate]:,.0f} obj/s {task.fields[bytes_rate]}"),
         TimeRemainingColumn(),
     )
     started = time.monotonic()
     with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
-        task = bar.add_task(f"job {job.jobId.id}", total=None, failed=0, rate=0.0, bytes_rate="")
+        task = bar.add_task(f"job {job.jobId.id}", total=None, counts="", failed=0, rate=0.0,
+                            bytes_rate="")  # fmt: skip
         while not job.jobState.terminal:
             stats = job.jobStats
             done = stats.processed + stats.failed + stats.skipped
             elapsed = max(time.monotonic() - started, 1e-3)
+            counts = f"{done:,}/{stats.total:,} objects" if stats.total else f"{done:,} objects"
+            title = f"job {job.jobId.id} {job.jobState.value}"
             bar.update(task, total=stats.total or None, completed=done, failed=stats.failed,
                        rate=done / elapsed, bytes_rate=_bytes(stats.bytes / elapsed),
-                       description=f"job {job.jobId.id} {job.jobState.value}")  # fmt: skip
+                       counts=counts, description=title)  # fmt: skip
             time.sleep(interval)
             job = api.status(job.jobId.id)
     return job
