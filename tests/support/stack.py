@@ -34,11 +34,14 @@ class Stack:
     api: Process
     workers: list[Process] = field(default_factory=list)
 
-    def start_worker(self, concurrency: int = 8, *, inline: bool = True) -> Process:
+    def start_worker(
+        self, concurrency: int = 8, *, inline: bool = True, options: tuple[str, ...] = ()
+    ) -> Process:
         log = self.data_dir / f"worker-{len(self.workers)}-{time.monotonic_ns()}.log"
         worker = Process(
             ["worker", "--database-url", self.database_url, "--data-dir", str(self.data_dir),
-             "--concurrency", str(concurrency), "--inline" if inline else "--no-inline"],
+             "--concurrency", str(concurrency), "--inline" if inline else "--no-inline",
+             *options],
             {}, log,
         )  # fmt: skip
         self.workers.append(worker)

@@ -323,3 +323,17 @@ def test_key_ranges_cover_the_listing_once():
         Shard(Scope("p/"), "t", None),
     ]
     assert ranges_from(Scope(""), []) == [Shard(Scope(""))]
+
+
+def test_storage_operations_are_a_bounded_set():
+    from bucketjobs.metrics import operation
+
+    assert operation("GET", None, {"list-type": "2", "prefix": "x"}, None) == "ListObjectsV2"
+    assert operation("GET", None, {"versions": ""}, None) == "ListObjectVersions"
+    assert operation("POST", None, {"delete": ""}, None) == "DeleteObjects"
+    assert operation("PUT", "k", None, {"X-Amz-Copy-Source": "/b/k"}) == "CopyObject"
+    assert operation("PUT", "k", None, {"content-type": "x"}) == "PutObject"
+    assert operation("PUT", "k", {"uploadId": "u", "partNumber": "1"}, None) == "UploadPart"
+    assert operation("POST", "k", {"uploads": ""}, None) == "CreateMultipartUpload"
+    assert operation("HEAD", "k", None, None) == "HeadObject"
+    assert operation("PATCH", "k", None, None) == "Other"

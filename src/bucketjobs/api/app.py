@@ -37,6 +37,7 @@ from bucketjobs.db.installation import load_installation
 from bucketjobs.db.session import create_engine, create_read_engine, libpq_url
 from bucketjobs.jobs.pages import PageTokens
 from bucketjobs.jobs.service import JobService
+from bucketjobs.metrics import register_installation
 from bucketjobs.notify.service import NotificationService
 from bucketjobs.ops.registry import OPERATIONS
 from bucketjobs.storage.component_service import ComponentService
@@ -93,6 +94,7 @@ def create_app(
         )
         app.state.storage = PrimaryStore(db, fernet)
         app.state.max_body = max_body
+        app.state.installation_metrics = register_installation(reads)
         # What startup built lives as long as the process: keep it out of every collection,
         # which would otherwise walk it (pauses of tens of ms in an API answering in 2 ms).
         gc.freeze()

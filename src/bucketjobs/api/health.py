@@ -44,5 +44,8 @@ async def healthz(request: Request) -> Any:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    """This process's figures and the installation's (bucketjobs/metrics.py); no token, as
+    Prometheus scrapes, and the database is read at most once every few seconds."""
+    await request.app.state.installation_metrics.refresh()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -36,6 +36,7 @@ from bucketjobs.auth.users import (
     new_password_hash,
     set_password,
 )
+from bucketjobs.metrics import LOGIN_FAILURES
 
 oidc = APIRouter(prefix="/ui/auth/realms/{realm}", tags=["identity"])
 mapi = APIRouter(tags=["identity"])
@@ -110,6 +111,7 @@ async def token(request: Request, realm: str) -> Any:
         try:
             user = await state.logins.check(form.get("username", ""), password, _address(request))
         except LoginRefused as exc:
+            LOGIN_FAILURES.inc()
             if not exc.retry_after:
                 return _oauth_error(401, "invalid_grant", "Invalid user credentials")
             response = _oauth_error(429, "slow_down", "too many logins, retry later")
@@ -231,6 +233,7 @@ async def change_password(
     try:
         await state.logins.check(caller.username, body.currentPassword, _address(request))
     except LoginRefused as exc:
+        LOGIN_FAILURES.inc()
         if exc.retry_after:
             raise ApiError(429, "too many attempts, retry later") from None
         raise ApiError(400, "currentPassword is wrong") from None

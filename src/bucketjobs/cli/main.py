@@ -180,6 +180,20 @@ def worker_command(
             " are handed to others (heartbeats every quarter of this).",
         ),
     ] = 20.0,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            envvar="BUCKETJOBS_METRICS_PORT",
+            min=0,
+            max=65535,
+            help="Serve this worker's Prometheus figures (storage latency, process) on this"
+            " port; 0: not at all.",
+        ),
+    ] = 0,
+    metrics_host: Annotated[
+        str,
+        typer.Option(envvar="BUCKETJOBS_METRICS_HOST", help="Address --metrics-port listens on."),
+    ] = "127.0.0.1",
 ) -> None:
     """Run a worker process against a shared database (any number, on any host)."""
     from bucketjobs.db.migrate import upgrade
@@ -196,6 +210,7 @@ def worker_command(
             inline=inline,
             heartbeat_interval=stalled_after / 4,
             stalled_after=stalled_after,
+            metrics_address=(metrics_host, metrics_port) if metrics_port else None,
         )
     )
 

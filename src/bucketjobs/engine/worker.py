@@ -7,6 +7,8 @@ import contextlib
 import gc
 from pathlib import Path
 
+import prometheus_client
+
 from bucketjobs.clock import clock
 from bucketjobs.db.session import create_engine, libpq_url
 from bucketjobs.engine import app as engine_app
@@ -28,9 +30,13 @@ async def run_worker(
     recovery_interval: float = 5.0,
     shutdown_timeout: float = 10.0,
     inline: bool = True,
+    metrics_address: tuple[str, int] | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; in-flight steps get `shutdown_timeout` to finish, then are
-    aborted and handed back to the queue by the recovery sweep."""
+    aborted and handed back to the queue by the recovery sweep. With `metrics_address`,
+    this process's Prometheus figures are served there (bucketjobs/metrics.py)."""
+    if metrics_address is not None:
+        prometheus_client.start_http_server(metrics_address[1], addr=metrics_address[0])
     conninfo = libpq_url(database_url)
     runtime = WorkerRuntime(
         create_engine(database_url, pool_size=concurrency + 2),

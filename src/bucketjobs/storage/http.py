@@ -10,6 +10,7 @@ streamed bodies either way over aiohttp; each keeps its own connections to the c
 from __future__ import annotations
 
 import contextlib
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from bucketjobs.metrics import STORAGE_SECONDS, operation
 from bucketjobs.storage.components import Component
 from bucketjobs.storage.errors import AnswerTooLarge, S3Error
 from bucketjobs.storage.http1 import Http1Pool
@@ -150,13 +152,19 @@ class S3Http:
             headers = {k: v for k, v in (headers or {}).items() if k.lower() != "content-length"}
         target, signed = self._prepare(method, bucket, key, query, headers)
         answer_headers: Mapping[str, str]
-        if self._lean and (data is None or isinstance(data, bytes)):
-            status, answer_headers, body = await self._pool.request(
-                method, target, signed, data or b"", max_body=max_body
-            )
-        else:
-            status, answer_headers, body = await self._aiohttp(
-                method, target, signed, data, max_body
+        started, status = time.perf_counter(), 0
+        try:
+            if self._lean and (data is None or isinstance(data, bytes)):
+                status, answer_headers, body = await self._pool.request(
+                    method, target, signed, data or b"", max_body=max_body
+                )
+            else:
+                status, answer_headers, body = await self._aiohttp(
+                    method, target, signed, data, max_body
+                )
+        finally:
+            STORAGE_SECONDS.labels(operation(method, key, query, headers), str(status)).observe(
+                time.perf_counter() - started
             )
         if status not in ok or (error_in_200 and status == 200 and _is_error_document(body)):
             raise error_from(status, body)
