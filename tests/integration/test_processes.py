@@ -224,7 +224,8 @@ async def test_worker_log_level_follows_the_environment(stack, tmp_path):
     try:
 
         async def logged_debug() -> bool:
-            return " DEBUG " in log.read_text()
+            return any(json.loads(line).get("level") == "debug"
+                       for line in log.read_text().splitlines() if line.startswith("{"))  # fmt: skip
 
         await wait_until(logged_debug, timeout=30, what="a DEBUG line from the worker")
     finally:

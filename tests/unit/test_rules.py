@@ -337,3 +337,32 @@ def test_storage_operations_are_a_bounded_set():
     assert operation("POST", "k", {"uploads": ""}, None) == "CreateMultipartUpload"
     assert operation("HEAD", "k", None, None) == "HeadObject"
     assert operation("PATCH", "k", None, None) == "Other"
+
+
+def test_log_lines_are_json_with_bound_context_and_masked_secrets(capsys):
+    import json as jsonlib
+    import logging
+
+    import structlog
+
+    from bucketjobs.logs import configure
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure("INFO", json_lines=True)
+        with structlog.contextvars.bound_contextvars(job_id=7):
+            logging.getLogger("bucketjobs.test").warning("copied %d objects", 3)
+            structlog.get_logger("bucketjobs.test").info("login", password="pw", user="ann")
+        configure("INFO", json_lines=False)
+        logging.getLogger("bucketjobs.test").warning("on a terminal")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        structlog.reset_defaults()
+    first, second, text = capsys.readouterr().err.splitlines()
+    line = jsonlib.loads(first)
+    assert line["event"] == "copied 3 objects" and line["job_id"] == 7
+    assert line["level"] == "warning" and line["logger"] == "bucketjobs.test"
+    assert jsonlib.loads(second)["password"] == "***" and "pw" not in second.replace("***", "")
+    assert not text.startswith("{") and "on a terminal" in text

@@ -23,6 +23,7 @@ from bucketjobs.api import (
     jobs,
     notifications,
 )
+from bucketjobs.api.request_ids import RequestIds
 from bucketjobs.api.schemas import REQUEST_SCHEMAS, complete_responses, link_jobs
 from bucketjobs.api.state import ApiState
 from bucketjobs.api.storage import PrimaryStore
@@ -146,4 +147,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Outermost, so that even the 500 handler's log line carries the request's id.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestIds(build())  # type: ignore[method-assign]
     return app

@@ -140,12 +140,14 @@ def serve_command(
 
 
 def _configure_logging(default: str) -> None:
-    """BUCKETJOBS_LOG_LEVEL, else `default` (INFO for serve, WARNING for workers)."""
+    """BUCKETJOBS_LOG_LEVEL, else `default` (INFO for serve, WARNING for workers); JSON
+    lines unless stderr is a terminal (bucketjobs/logs.py)."""
+    from bucketjobs.logs import configure
+
     level = os.environ.get("BUCKETJOBS_LOG_LEVEL", default).upper()
     if level not in logging.getLevelNamesMapping():
         raise typer.BadParameter(f"BUCKETJOBS_LOG_LEVEL {level!r} is not a log level")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure(level)
 
 
 @app.command("worker")

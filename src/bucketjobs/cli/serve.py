@@ -142,6 +142,7 @@ def _serve(opts: ServeOptions, data_dir: Path) -> None:
             ssl_certfile=str(opts.tls_cert) if opts.tls_cert else None,
             ssl_keyfile=str(opts.tls_key) if opts.tls_key else None,
             log_level="warning",
+            log_config=None,  # uvicorn's lines go through ours (bucketjobs/logs.py)
             access_log=False,
             http=guarded_protocol(opts.limits),
             # Client addresses are the peers': a local account must not pick its address

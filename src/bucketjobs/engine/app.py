@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Concatenate, ParamSpec
 
 import procrastinate
+import structlog
 
 from bucketjobs.engine import finisher, planner, progress, queue, runner
 from bucketjobs.engine.runtime import WorkerRuntime
@@ -34,18 +35,23 @@ def _logged(
 
     @functools.wraps(step)
     async def wrapper(context: procrastinate.JobContext, *args: P.args, **kwargs: P.kwargs) -> None:
+        # Every line logged while the step runs names its job (bucketjobs/logs.py).
+        bound = structlog.contextvars.bind_contextvars(step=step.__name__, **kwargs)
         try:
             await step(context, *args, **kwargs)
+            log.info("%s done", step.__name__)
         except Exception as exc:
             attempts = context.job.attempts + 1
             if context.job.attempts < MAX_ATTEMPTS:
-                log.exception("%s%s failed; it will be retried", step.__name__, kwargs)
+                log.exception("%s failed; it will be retried", step.__name__)
                 raise
-            log.exception("%s%s failed %d times; failing the job", step.__name__, kwargs, attempts)
+            log.exception("%s failed %d times; failing the job", step.__name__, attempts)
             job_id = int(kwargs["job_id"])  # type: ignore[call-overload]
             message = f"internal error after {attempts} attempts: {type(exc).__name__}: {exc}"
             await progress.fail_job(_runtime().db, _runtime().clock, job_id, message[:2000])
             raise
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
 
     return wrapper
 
