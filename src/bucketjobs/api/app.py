@@ -20,6 +20,7 @@ from bucketjobs.api import (
     grants,
     health,
     identity,
+    job_feed,
     jobs,
     notifications,
 )
@@ -96,6 +97,8 @@ def create_app(
         app.state.storage = PrimaryStore(db, fernet)
         app.state.max_body = max_body
         app.state.installation_metrics = register_installation(reads)
+        app.state.job_feed = job_feed.JobFeed(app.state.api.jobs)
+        feed_listener = asyncio.create_task(app.state.job_feed.listen(libpq_url(database_url)))
         # What startup built lives as long as the process: keep it out of every collection,
         # which would otherwise walk it (pauses of tens of ms in an API answering in 2 ms).
         gc.freeze()
@@ -107,9 +110,10 @@ def create_app(
         try:
             yield
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for task in (listener, feed_listener):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.storage.close()
             await reads.dispose()
             await db.dispose()
@@ -127,6 +131,7 @@ def create_app(
     for prefix in MAPI_PREFIXES:
         app.include_router(identity.mapi, prefix=prefix)
         app.include_router(jobs.router, prefix=prefix)
+        app.include_router(job_feed.router, prefix=prefix)
         app.include_router(buckets.router, prefix=prefix)
         app.include_router(components.router, prefix=prefix)
         app.include_router(grants.router, prefix=prefix)

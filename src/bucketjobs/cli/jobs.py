@@ -297,7 +297,10 @@ def failures(
 @jobs_app.command("watch", context_settings=BY_ID)
 def watch(
     job_id: JobId,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 0.5,
+    interval: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds between polls, on a server with no event stream."),
+    ] = 0.5,
     as_json: AsJson = False,
 ) -> None:
     """Follow a job to its end with a progress bar; exit 3 if it fails, 4 if cancelled."""
@@ -319,8 +322,9 @@ def watch(
         raise typer.Exit(EXIT_CANCELLED)
 
 
-def _follow(api: Client, job: Job, interval: float, *, quiet: bool) -> Job:
-    """Poll until the job ends, drawing processed / failed / total, rates and ETA."""
+def _follow(api: Client, first: Job, interval: float, *, quiet: bool) -> Job:
+    """Follow the job to its end (the API's event stream; polling `jobs/status` every
+    `interval` where a server has none), drawing processed / failed / total, rates, ETA."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -331,9 +335,10 @@ def _follow(api: Client, job: Job, interval: float, *, quiet: bool) -> Job:
     )
     started = time.monotonic()
     with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
-        task = bar.add_task(f"job {job.jobId.id}", total=None, counts="", failed=0, rate=0.0,
+        task = bar.add_task(f"job {first.jobId.id}", total=None, counts="", failed=0, rate=0.0,
                             bytes_rate="")  # fmt: skip
-        while not job.jobState.terminal:
+        job = first
+        for job in _changes(api, first, interval):
             stats = job.jobStats
             done = stats.processed + stats.failed + stats.skipped
             elapsed = max(time.monotonic() - started, 1e-3)
@@ -342,9 +347,25 @@ def _follow(api: Client, job: Job, interval: float, *, quiet: bool) -> Job:
             bar.update(task, total=stats.total or None, completed=done, failed=stats.failed,
                        rate=done / elapsed, bytes_rate=_bytes(stats.bytes / elapsed),
                        counts=counts, description=title)  # fmt: skip
-            time.sleep(interval)
-            job = api.status(job.jobId.id)
     return job
+
+
+def _changes(api: Client, first: Job, interval: float) -> Iterator[Job]:
+    """The job at each change until its end."""
+    job = first
+    yield job
+    try:
+        for job in api.events(first.jobId.id):
+            yield job
+        if job.jobState.terminal:
+            return
+    except MapiError as exc:
+        if exc.status != 404 or exc.code == "JOB_NOT_FOUND":
+            raise  # 404 without a job code: a server with no event stream; poll it
+    while not job.jobState.terminal:
+        time.sleep(interval)
+        job = api.status(job.jobId.id)
+        yield job
 
 
 def _bytes(per_second: float) -> str:

@@ -156,6 +156,21 @@ class AsyncClient:
         async for item in self._pages("/jobs/list", body, "jobs"):
             yield Job.model_validate(item)
 
+    async def events(self, job_id: int) -> AsyncIterator[Job]:
+        """The job as it is, then at each change, until its terminal state (the API's
+        Server-Sent Events stream, `jobs/events`)."""
+        headers = {"Authorization": f"Bearer {await self._bearer()}"}
+        params = {"jobId": str(job_id)}
+        timeout = httpx.Timeout(30.0, read=60.0)  # the server pings every 15 s
+        async with self.http.stream("GET", "/mapi/v1/jobs/events", params=params,
+                                    headers=headers, timeout=timeout) as answer:  # fmt: skip
+            if answer.status_code != 200:
+                await answer.aread()
+                raise _error(answer)
+            async for line in answer.aiter_lines():
+                if line.startswith("data: "):
+                    yield Job.model_validate_json(line[6:])
+
     async def failures(self, job_id: int, *, page_size: int = 1000) -> AsyncIterator[ObjectFailure]:
         """The objects a job failed on, in key order, page by page."""
         body = {"jobId": {"id": job_id}, "pageSize": page_size}

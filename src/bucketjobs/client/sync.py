@@ -81,6 +81,9 @@ class Client:
     def jobs(self, **filters: Any) -> Iterator[Job]:
         return self._iterate(self._async.jobs(**filters))
 
+    def events(self, job_id: int) -> Iterator[Job]:
+        return self._iterate(self._async.events(job_id))
+
     def failures(self, job_id: int, *, page_size: int = 1000) -> Iterator[ObjectFailure]:
         return self._iterate(self._async.failures(job_id, page_size=page_size))
 
