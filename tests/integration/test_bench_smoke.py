@@ -78,3 +78,8 @@ def test_triggers_bench_smoke():
     out = _bench("triggers.py", "--objects", "300", "--repeat", "1")
     for row in ("NATS JetStream", "Redis stream", "webhook", "job / list+send"):
         assert row in out
+
+
+def test_events_bench_smoke():
+    out = _bench("events.py", "--subscribers", "20", "--idle", "1")
+    assert "reached 20 of 20 streams" in out
