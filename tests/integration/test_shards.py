@@ -28,10 +28,10 @@ def _keys() -> list[str]:
     return keys
 
 
-async def _shards(db: Any, job_id: int) -> list[tuple[str, bool, bool]]:
+async def _shards(db: Any, job_id: int, columns: str = "prefix, delimited, done") -> list[Any]:
     async with db.connect() as conn:
         rows = await conn.execute(
-            text("SELECT prefix, delimited, done FROM job_shards WHERE job_id = :j ORDER BY shard"),
+            text(f"SELECT {columns} FROM job_shards WHERE job_id = :j ORDER BY shard"),
             {"j": job_id},
         )
         return [tuple(r) for r in rows]
@@ -90,13 +90,8 @@ async def test_versioned_listings_are_split_by_top_level_prefix(admin, s3, bucke
     assert shards == [(f"{d}/", False, True) for d in SIZES] + [("", True, True)]
 
 
-async def _ranges(db: Any, job_id: int) -> list[tuple[str | None, str | None]]:
-    async with db.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT cursor, last_key FROM job_shards WHERE job_id = :j ORDER BY shard"),
-            {"j": job_id},
-        )
-        return [tuple(r) for r in rows]
+async def _ranges(db: Any, job_id: int) -> list[Any]:
+    return await _shards(db, job_id, "cursor, last_key")
 
 
 async def test_everything_under_one_prefix_is_split_into_ranges_below_it(admin, s3, bucket, db):

@@ -251,14 +251,19 @@ def status(job_id: JobId, as_json: AsJson = False) -> None:
     """Show one job."""
     with _api() as api:
         job = api.status(job_id)
+    _show(job, as_json)
+
+
+def _show(job: Job, as_json: bool) -> None:
+    """One job whole: JSON, or its table row, message and result."""
     if as_json:
         _print_json(_job_json(job))
-    else:
-        console.print(_job_table([job]))
-        if job.message:
-            console.print(f"message: {job.message}", markup=False)
-        if job.result:
-            console.print_json(json.dumps(job.result))
+        return
+    console.print(_job_table([job]))
+    if job.message:
+        console.print(f"message: {job.message}", markup=False)
+    if job.result:
+        console.print_json(json.dumps(job.result))
 
 
 @jobs_app.command("cancel", context_settings=BY_ID)
@@ -308,14 +313,7 @@ def watch(
         job = api.status(job_id)
         if not job.jobState.terminal:
             job = _follow(api, job, interval, quiet=as_json)
-    if as_json:
-        _print_json(_job_json(job))
-    else:
-        console.print(_job_table([job]))
-        if job.message:
-            console.print(f"message: {job.message}", markup=False)
-        if job.result:
-            console.print_json(json.dumps(job.result))
+    _show(job, as_json)
     if job.jobState is JobState.FAILED:
         raise typer.Exit(EXIT_FAILED)
     if job.jobState is JobState.CANCELLED:
