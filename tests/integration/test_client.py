@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bucketjobs.client import AsyncClient, Client, JobState, MapiError
+from tests.integration.test_triggers import _no_targets_left  # noqa: F401 - autouse here too
 from tests.support.brokers import Webhook
 from tests.support.s3 import put_many
 from tests.support.services import free_port

@@ -240,7 +240,8 @@ async def test_users_commands_add_list_remove(stack):
     assert cli("add", "bob", "--role", "operator", password="bob-pw").returncode == 0
     duplicate = cli("add", "bob", "--role", "operator", password="x")
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
-    assert cli("add", "eve", "--role", "wizard", password="x").returncode == 1
+    wizard = cli("add", "eve", "--role", "wizard", password="x")
+    assert wizard.returncode == 2 and "administrator" in wizard.stderr  # the choices, named
     listed = cli("list")
     assert listed.returncode == 0 and "bob" in listed.stdout and "operator" in listed.stdout
     assert "argon2" not in listed.stdout and "bob-pw" not in listed.stdout

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from bucketjobs.client import AsyncClient
+from tests.integration.test_triggers import _no_targets_left  # noqa: F401 - autouse here too
 from tests.support.brokers import Webhook
 from tests.support.s3 import put_many
 from tests.support.stack import ADMIN_PASSWORD
