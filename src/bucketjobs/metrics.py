@@ -54,9 +54,9 @@ def operation(method: str, key: str | None, query: Mapping[str, str] | None,
         return {"HEAD": "HeadBucket", "PUT": "PutBucket", "DELETE": "DeleteBucket"}.get(
             method, "Other"
         )
+    copy = any(h.lower() == "x-amz-copy-source" for h in headers or {})
     if "uploadId" in query:
         if method == "PUT":
-            copy = any(h.lower() == "x-amz-copy-source" for h in headers or {})
             return "UploadPartCopy" if copy else "UploadPart"
         return {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload",
                 "GET": "ListParts"}.get(method, "Other")  # fmt: skip
@@ -65,7 +65,6 @@ def operation(method: str, key: str | None, query: Mapping[str, str] | None,
     if "tagging" in query:
         return "GetObjectTagging" if method == "GET" else "ObjectTagging"
     if method == "PUT":
-        copy = any(h.lower() == "x-amz-copy-source" for h in headers or {})
         return "CopyObject" if copy else "PutObject"
     return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method, "Other")
 

@@ -84,7 +84,7 @@ async def test_a_finished_job_streams_its_snapshot_and_ends(stack, admin, bucket
         missing = await http.get("/mapi/v1/jobs/events", params={"jobId": 2_000_000_000},
                                  headers=headers)  # fmt: skip
         assert missing.status_code == 404 and missing.json()["code"] == "JOB_NOT_FOUND"
-        for bad in ("x", "99999999999", ""):
+        for bad in ("x", "99999999999", "", "1\x00", "-" * 5000):
             refused = await http.get("/mapi/v1/jobs/events", params={"jobId": bad},
                                      headers=headers)  # fmt: skip
             assert refused.status_code == 400 and "jobId" in refused.json()["details"], bad

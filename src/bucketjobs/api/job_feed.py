@@ -34,7 +34,6 @@ CHANNEL = "bucketjobs_jobs"
 BUFFER = 8  # events a subscriber may fall behind by
 PING_SECONDS = 15.0
 UNHEARD_POLL = 3.0  # how often streams read their job while the listener is away
-TERMINAL = {s.value for s in JobState if s.terminal}
 
 router = APIRouter(tags=["jobs"])
 
@@ -59,10 +58,6 @@ class JobFeed:
                 self._heard(str(job_id))
 
         await follow(conninfo, CHANNEL, self._heard, on_connected=connected, on_lost=lost)
-
-    @property
-    def subscribers(self) -> int:
-        return sum(len(queues) for queues in self._subscribers.values())
 
     @contextlib.contextmanager
     def subscribe(self, job_id: int) -> Iterator[asyncio.Queue[dict[str, Any]]]:
@@ -150,7 +145,7 @@ async def _stream(feed: JobFeed, job_id: int, first: dict[str, Any]) -> AsyncIte
     with feed.subscribe(job_id) as queue:
         yield sse("job", first)
         last = first
-        while last["jobState"] not in TERMINAL:
+        while not JobState(last["jobState"]).terminal:
             wait = PING_SECONDS if feed.listening else UNHEARD_POLL
             try:
                 view = await asyncio.wait_for(queue.get(), wait)
