@@ -14,17 +14,20 @@ from types import TracebackType
 
 
 class TokenBucket:
-    """Paces operations at `rate` per second: each batch books its slot in time."""
+    """Paces operations at `rate` per second. A batch starts all its operations at once, so
+    it starts when the last of them may: by any moment t after the first booking, at most
+    1 + rate * t operations have started. (Starting a batch at its first operation's time
+    let a job of one page run at any speed.)"""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, now: float | None = None) -> None:
         self.rate = rate
-        self._next = time.monotonic()
+        self._next = time.monotonic() if now is None else now  # when one more may start
 
-    def book(self, count: int) -> float:
+    def book(self, count: int, now: float | None = None) -> float:
         """Book `count` operations; returns how long to wait before starting them."""
-        now = time.monotonic()
-        start = max(self._next, now)
-        self._next = start + count / self.rate
+        now = time.monotonic() if now is None else now
+        start = max(self._next + (count - 1) / self.rate, now)
+        self._next = start + 1 / self.rate
         return start - now
 
 
