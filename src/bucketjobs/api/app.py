@@ -11,11 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from bucketjobs import __version__
 from bucketjobs.api import (
     buckets,
     components,
+    console,
     errors,
     grants,
     health,
@@ -118,7 +120,11 @@ def create_app(
             await reads.dispose()
             await db.dispose()
 
-    app = FastAPI(
+    # /docs with its script and style served from the package, not a CDN: it works on a
+    # host with no way out. No /redoc: its page fetches a logo from a CDN whatever we serve.
+    app = FastAPIOffline(
+        static_url="/docs/assets",
+        redoc_url=None,
         title="bucketjobs",
         version=__version__,
         description="Bulk jobs over S3 buckets (jobs part of the VSP One Object Management API)",
@@ -138,6 +144,7 @@ def create_app(
         app.include_router(notifications.router, prefix=prefix)
     app.include_router(identity.oidc)
     app.include_router(health.router)
+    app.include_router(console.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -8,7 +8,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, S
 
 from bucketjobs.api.errors import ERROR_SCHEMA
 from bucketjobs.jobs.model import INT32_MAX, INT32_MIN, JobState, JobType
-from bucketjobs.jobs.params import BUCKET_PATTERN, BY_TYPE, COMMON, MAX_ENTRIES, MAX_VALUE_LEN
+from bucketjobs.jobs.params import (
+    BUCKET_PATTERN,
+    BY_TYPE,
+    COMMON,
+    HELP,
+    MAX_ENTRIES,
+    MAX_VALUE_LEN,
+)
 from bucketjobs.jobs.wire import AffectedObject, Job, ObjectFailure
 from bucketjobs.ops.registry import OPERATIONS
 
@@ -46,7 +53,7 @@ def _job_params_schema(kind: JobType) -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
-        "properties": dict.fromkeys([*COMMON, *fields], value),
+        "properties": {key: {**value, "description": HELP[key]} for key in [*COMMON, *fields]},
     }
 
 

@@ -183,6 +183,8 @@ class _Enumeration:
         pending = list(self.listed.pop(shard.shard, ()))  # listed, not yet in a partition
         if pending and self.inline:
             await self.limits.operations(len(pending))
+            if self._halted():  # cancelled while waiting for its turn under rateLimit
+                return
 
         async def add(last_key: str | None, next_key: str | None, part: list[Entry]) -> None:
             nonlocal cursor
@@ -203,8 +205,7 @@ class _Enumeration:
         async for page in pages:
             if self.inline:
                 await self.limits.operations(len(page))
-            if self.stopped or self.runtime.stopping(self.job_id):
-                self.stopped = True
+            if self._halted():
                 return
             pending.extend(page)
             if len(pending) >= self.partition_entries:
@@ -218,6 +219,11 @@ class _Enumeration:
         if pending:  # the shard's last partition ends where the shard does
             await add(shard.last_key, None, pending)
         self.finished.add(shard.shard)
+
+    def _halted(self) -> bool:
+        """Whether the job was cancelled (every lane then stops cutting)."""
+        self.stopped = self.stopped or self.runtime.stopping(self.job_id)
+        return self.stopped
 
     async def flush(self, last: bool = False) -> bool:
         """Write the cut partitions (done, or with their tasks) and finished shards in one

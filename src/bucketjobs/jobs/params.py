@@ -211,6 +211,44 @@ BY_TYPE: dict[JobType, tuple[type[CommonParams], Fields]] = {
 }
 
 
+# What each key means: shown in the OpenAPI document and, from it, by the console's form.
+HELP: dict[str, str] = {
+    "prefix": "Only keys under this prefix (at most 1,024 characters). Default: every key.",
+    "dryRun": "true: do everything but change nothing. Default: false.",
+    "failureThreshold": (
+        "Percent 0-100: the job ends FAILED when more of the objects it attempted failed "
+        "(judged after 1,000 attempts, or at the end). Default: 50."
+    ),
+    "maxConcurrency": "Storage requests in flight per worker process, 1-1024. Default: none.",
+    "rateLimit": "Object operations per second for the whole job, 0.001-1,000,000. Default: none.",
+    "replicationFilter": (
+        "ALL (every object), MISSING (objects the destination does not already hold; the "
+        "default) or FAILED (the keys the last copy of this bucket failed on)."
+    ),
+    "destinationBucket": (
+        "The bucket to copy to. Required unless the source's replication configuration names one."
+    ),
+    "destinationComponent": (
+        "The storage component id to copy to. Default: the source's own (server-side copies)."
+    ),
+    "destinationPrefix": "Put before every copied key. Default: none.",
+    "evaluationTime": (
+        "RFC 3339 time: evaluate the rules as if it were then. Default: when the job prepares."
+    ),
+    "lifecycleConfiguration": (
+        "S3 lifecycle configuration as JSON text (at most 4 KiB), applied instead of the "
+        "bucket's own. Default: the bucket's own."
+    ),
+    "eventName": "The S3 event name each record carries. Default: s3:ObjectCreated:Put.",
+    "modifiedAfter": "RFC 3339 time: only objects modified after it. Default: no bound.",
+    "modifiedBefore": "RFC 3339 time: only objects modified before it. Default: no bound.",
+    "targets": (
+        "Comma-separated notification target ids. Default: every target bound to the bucket "
+        "whose events include eventName."
+    ),
+}
+
+
 def _scalar_to_str(key: str, value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
