@@ -31,6 +31,7 @@ FLAGS = [
 ]  # fmt: skip
 HOSTILE_KEY = "<img src=x onerror=alert(1)>&amp;\u00e9 key"
 
+
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
