@@ -28,6 +28,7 @@ router = APIRouter(tags=["buckets"])
 async def get_bucket_metrics(
     request: Request, caller: Caller = Depends(authenticate)
 ) -> dict[str, Any]:
+    """[ext] The bucket's stored usage metrics, as its last METRIC_RECONCILIATION left them."""
     body = parse(BucketBody, await json_object(request))
     component_id = await request.app.state.storage.primary_id()
     async with state_of(request).db.connect() as conn:

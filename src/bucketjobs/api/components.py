@@ -162,6 +162,7 @@ def _answers() -> Iterator[None]:
 async def create_component(
     request: Request, _: Any = Depends(require(perm.STORAGE_ADMIN))
 ) -> dict[str, Any]:
+    """[ext] Add a storage component: an S3 endpoint with its credentials."""
     body = parse(CreateBody, await json_object(request))
     config = body.storageComponentConfig
     if config.accessKey is None or config.secretKey is None:
@@ -185,6 +186,7 @@ async def create_component(
 async def list_components(
     request: Request, _: Any = Depends(require(perm.STORAGE_ADMIN))
 ) -> list[dict[str, Any]]:
+    """[ext] Every storage component, credentials masked."""
     await json_object(request)
     return [view(row) for row in await state_of(request).components.list()]
 
@@ -219,6 +221,7 @@ async def update_component(
 async def update_component_state(
     request: Request, _: Any = Depends(require(perm.STORAGE_ADMIN))
 ) -> dict[str, Any]:
+    """[ext] Mark a component ACTIVE or INACTIVE."""
     body = parse(StateBody, await json_object(request))
     with _answers():
         return view(await state_of(request).components.set_state(body.id, body.state))

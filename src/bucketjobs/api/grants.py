@@ -88,6 +88,7 @@ async def set_grants(
 async def get_grants(
     request: Request, _: Caller = Depends(require(perm.USERS_ADMIN))
 ) -> dict[str, Any]:
+    """[ext] A user's bucket grants."""
     body = parse(UserRefBody, await json_object(request))
     async with state_of(request).db.connect() as conn:
         user_id = await _existing_user(conn, body.userId)

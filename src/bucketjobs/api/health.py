@@ -28,6 +28,7 @@ STATUS = {"type": "object", "properties": {"status": {"type": "string"}}, "requi
     },
 )
 async def healthz(request: Request) -> Any:
+    """200 `{"status": "ok"}` once the database and the primary store answer; else 503."""
     try:
         async with state_of(request).db.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -161,12 +161,14 @@ async def logout(request: Request, realm: str) -> Response:
 
 @oidc.get("/protocol/openid-connect/certs")
 async def certs(request: Request, realm: str) -> dict[str, Any]:
+    """The public keys that sign access tokens (JWKS)."""
     _check_realm(request, realm)
     return state_of(request).tokens.jwks()
 
 
 @oidc.get("/.well-known/openid-configuration")
 async def discovery(request: Request, realm: str) -> dict[str, Any]:
+    """The realm's OpenID Connect discovery document."""
     _check_realm(request, realm)
     here = str(request.base_url).rstrip("/") + f"/ui/auth/realms/{realm}"
     return {
@@ -194,6 +196,7 @@ async def csrf(request: Request, response: Response) -> dict[str, Any]:
 
 @mapi.post("/user/info", responses=errors(400, 401, 413, 500, 503))
 async def user_info(request: Request, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    """The caller: id, display name and permissions (and their grants)."""
     await json_object(request)
     async with state_of(request).db.connect() as conn:
         user = await get_user(conn, caller.user_id)
@@ -209,6 +212,7 @@ async def user_info(request: Request, caller: Caller = Depends(authenticate)) ->
 
 @mapi.post("/serial_number/get", responses=errors(400, 401, 413, 500, 503))
 async def serial_number(request: Request, _: Caller = Depends(authenticate)) -> dict[str, Any]:
+    """The installation's serial number."""
     await json_object(request)
     return {"value": state_of(request).serial}
 

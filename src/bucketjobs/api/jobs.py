@@ -41,6 +41,7 @@ COMMON_ERRORS = (400, 401, 403, 405, 413, 500, 503)
 async def create_job(
     request: Request, caller: Caller = Depends(require(perm.JOBS_CREATE))
 ) -> dict[str, Any]:
+    """Start a job over a bucket; answers with it at once (EXAMINING)."""
     body = parse(CreateJobBody, await json_object(request))
     state = state_of(request)
     storage = request.app.state.storage
@@ -66,6 +67,7 @@ async def create_job(
 async def list_jobs(
     request: Request, caller: Caller = Depends(require(perm.JOBS_LIST))
 ) -> dict[str, Any]:
+    """The jobs the caller may see, newest first, filtered and paged."""
     body = parse(ListJobsBody, await json_object(request))
     query = ListQuery(
         bucket_name=body.bucketName,
@@ -98,6 +100,7 @@ def _job_id(body: JobIdBody | JobPageBody) -> int:
 async def job_status(
     request: Request, caller: Caller = Depends(require(perm.JOBS_STATUS))
 ) -> dict[str, Any]:
+    """One job: state, counters, result."""
     job_id = _job_id(parse(JobIdBody, await json_object(request)))
     return {"status": job_view(await state_of(request).jobs.status(caller, job_id))}
 
@@ -112,6 +115,7 @@ async def cancel_job(
     request: Request,
     caller: Caller = Depends(require(perm.JOBS_CANCEL, perm.JOBS_ADMIN_CANCEL)),
 ) -> dict[str, Any]:
+    """Stop a job: no object operation starts after the answer; counters stay exact."""
     job_id = _job_id(parse(JobIdBody, await json_object(request)))
     return {"status": job_view(await state_of(request).jobs.cancel(caller, job_id))}
 
@@ -126,6 +130,7 @@ async def cancel_job(
 async def job_failures(
     request: Request, caller: Caller = Depends(require(perm.JOBS_STATUS))
 ) -> dict[str, Any]:
+    """[ext] The objects a job failed on, in key order, paged."""
     service = state_of(request).jobs
     return await _job_page(request, caller, service.failures, "failures", failure_view)
 

@@ -69,6 +69,7 @@ def _answers() -> Iterator[None]:
 async def create_target(
     request: Request, _: Any = Depends(require(perm.STORAGE_ADMIN))
 ) -> dict[str, Any]:
+    """[ext] Add a notification target (secrets are encrypted at rest, never returned)."""
     body = parse(TargetSpec, await json_object(request))
     try:
         config = checked_config(body.type, body.config)
@@ -85,6 +86,7 @@ async def create_target(
     openapi_extra=request_body(EmptyBody),
 )
 async def list_targets(request: Request, _: Caller = Depends(authenticate)) -> dict[str, Any]:
+    """[ext] The notification targets the caller may see, secrets masked."""
     await json_object(request)
     return {"targets": [view(row) for row in await state_of(request).notifications.targets()]}
 
@@ -97,6 +99,7 @@ async def list_targets(request: Request, _: Caller = Depends(authenticate)) -> d
 async def delete_target(
     request: Request, _: Any = Depends(require(perm.STORAGE_ADMIN))
 ) -> dict[str, Any]:
+    """[ext] Remove a target no bucket is bound to (409 while one is)."""
     body = parse(TargetIdBody, await json_object(request))
     with _answers():
         await state_of(request).notifications.delete(int(body.id))
@@ -128,6 +131,7 @@ async def test_target(
 async def set_bindings(
     request: Request, _: Any = Depends(require(perm.STORAGE_ADMIN))
 ) -> dict[str, Any]:
+    """[ext] Replace which targets receive which events of a bucket."""
     body = parse(SetBindingsBody, await json_object(request))
     component_id = await request.app.state.storage.primary_id()
     with _answers():
@@ -143,6 +147,7 @@ async def set_bindings(
     openapi_extra=request_body(GetBindingsBody),
 )
 async def get_bindings(request: Request, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    """[ext] A bucket's notification bindings."""
     body = parse(GetBindingsBody, await json_object(request))
     component_id = await request.app.state.storage.primary_id()
     state = state_of(request)

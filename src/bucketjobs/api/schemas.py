@@ -157,23 +157,25 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+ERROR_STATUSES = {
+    400: "invalid request",
+    401: "missing or invalid token, or CSRF failure",
+    403: "permission denied",
+    404: "not found",
+    405: "method not allowed",
+    409: "conflicts with what exists (a taken name, a target still bound)",
+    413: "body too large",
+    429: "too many requests",
+    500: "internal error",
+    503: "database unavailable",
+}
+
+
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the error body."""
-    described = {
-        400: "invalid request",
-        401: "missing or invalid token, or CSRF failure",
-        403: "permission denied",
-        404: "not found",
-        405: "method not allowed",
-        409: "conflicts with what exists (a taken name, a target still bound)",
-        413: "body too large",
-        429: "too many requests",
-        500: "internal error",
-        503: "database unavailable",
-    }
     return {
         status: {
-            "description": described[status],
+            "description": ERROR_STATUSES[status],
             "content": {"application/json": {"schema": ERROR_SCHEMA}},
         }
         for status in statuses
@@ -206,7 +208,7 @@ def complete_responses(document: dict[str, Any]) -> None:
             if oauth and method == "post":
                 wanted += [400, 401, 429]
             for status in wanted:
-                entry = responses.setdefault(str(status), {"description": str(status)})
+                entry = responses.setdefault(str(status), {"description": ERROR_STATUSES[status]})
                 if status >= 400 and "content" not in entry:
                     entry["content"] = {"application/json": {"schema": body_schema}}
             if oauth:  # realm and route errors on these paths use the MAPI body

@@ -293,10 +293,12 @@ function renderJob(job, samples) {
   state.textContent = job.jobState;
   state.className = `state ${job.jobState}`;
   const started = Date.parse(job.startTime);
-  const ended = job.completeTime ? Date.parse(job.completeTime) : Date.now();
-  const elapsed = Math.max((ended - started) / 1000, 0.001);
+  const until = job.completeTime ? Date.parse(job.completeTime) : Date.now();
+  const elapsed = Math.max((until - started) / 1000, 0.001);
   const rate = s.processed / elapsed;
-  const left = s.total > s.processed ? (s.total - s.processed) / rate : 0;
+  // `total` grows while the bucket is still being listed: an ETA only for what is known.
+  const settled = s.processed + s.failed + s.skipped;
+  const left = s.total > settled && rate > 0 ? (s.total - settled) / rate : null;
   facts($("job-facts"), [
     ["Type", job.jobType],
     ["Bucket", job.bucketName],
@@ -309,10 +311,13 @@ function renderJob(job, samples) {
     ["Started", job.startTime],
     ["Completed", job.completeTime],
   ]);
-  const done = s.total ? Math.min(100, (100 * (s.processed + s.failed)) / s.total) : 0;
-  $("job-bar").style.width = `${job.jobState === "COMPLETE" ? 100 : done}%`;
-  $("job-rate").textContent = `${number(rate.toFixed(1))} objects/s, ${bytes(s.bytes / elapsed)}/s` +
-    (TERMINAL.has(job.jobState) ? `, took ${duration(elapsed)}` : `, about ${duration(left)} left`);
+  const ended = TERMINAL.has(job.jobState);
+  const share = s.total ? Math.min(ended ? 100 : 99, (100 * settled) / s.total) : 0;
+  $("job-bar").style.width = `${job.jobState === "COMPLETE" ? 100 : share}%`;
+  let when = "";
+  if (ended) when = `, took ${duration(elapsed)}`;
+  else if (left !== null) when = `, about ${duration(left)} left`;
+  $("job-rate").textContent = `${number(rate.toFixed(1))} objects/s, ${bytes(s.bytes / elapsed)}/s${when}`;
   $("job-message").textContent = job.message || "";
   $("job-cancel").hidden = TERMINAL.has(job.jobState);
   $("job-cancel").dataset.jobId = job.jobId.id;
@@ -320,15 +325,20 @@ function renderJob(job, samples) {
   chart(started, samples);
 }
 
-// Objects per second between consecutive samples, from the job's start (0 processed then)
-// to the latest sample, as a polyline scaled to the box.
+// Objects per second over the job's life, from its start (0 processed then) to the latest
+// sample, as a polyline scaled to the box. Counters move a partition at a time, so each
+// point is the rate over the RATE_WINDOW_MS before it, not since the previous sample.
+const RATE_WINDOW_MS = 3000;
+
 function chart(started, samples) {
   const svg = $("job-chart");
   const points = [[started, 0], ...samples.filter(([t]) => t > started)];
   const rates = [];
+  let from = 0;
   for (let i = 1; i < points.length; i += 1) {
-    const seconds = (points[i][0] - points[i - 1][0]) / 1000;
-    if (seconds > 0) rates.push([points[i][0], (points[i][1] - points[i - 1][1]) / seconds]);
+    while (from < i - 1 && points[i][0] - points[from + 1][0] >= RATE_WINDOW_MS) from += 1;
+    const seconds = (points[i][0] - points[from][0]) / 1000;
+    if (seconds > 0) rates.push([points[i][0], (points[i][1] - points[from][1]) / seconds]);
   }
   const ns = "http://www.w3.org/2000/svg";
   const nodes = [];
