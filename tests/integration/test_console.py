@@ -253,6 +253,12 @@ async def test_console_files_carry_a_strict_policy(stack):
             assert "script-src 'self'" in answer.headers["content-security-policy"]
             assert answer.headers["x-content-type-options"] == "nosniff"
         assert (await http.get("/console", follow_redirects=False)).status_code == 308
-        for path in ("/console/..%2fapp.py", "/console/__init__.py", "/console/x%00.js"):
+        long_name = "a" * 5000
+        for path in ("/console/..%2fapp.py", "/console/__init__.py", "/console/x%00.js",
+                     f"/console/{long_name}.js"):  # fmt: skip
             answer = await http.get(path)
             assert answer.status_code == 404 and answer.json()["code"] == "NOT_FOUND"
+        assert (await http.get("/docs/assets/swagger-ui.css")).status_code == 200
+        for path in ("/docs/assets/..%2f..%2fcore.py", "/docs/assets/%2e%2e/core.py"):
+            assert (await http.get(path)).status_code == 404, path
+        assert (await http.get("/redoc")).status_code == 404
