@@ -165,3 +165,38 @@ def test_an_answer_before_the_body_reaches_the_client_intact(guarded):
     assert answer.count(b"HTTP/1.1") == 1, "bytes of the body were read as another request"
     _answered_at_once(url)
     assert "Traceback" not in api.log.read_text()
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """One answer with a Content-Length, read off a socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))  # fmt: skip
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_an_early_answer_tells_a_keep_alive_client_to_reconnect(guarded):
+    """An answer that goes out before the request's body has arrived (here a 401: the token
+    is checked first) says `connection: close`, so a keep-alive client does not send its
+    next request into a connection that is about to close; an answer to a request whose
+    body was all there keeps the connection."""
+    url, _ = guarded
+    body = b'{"jobId": {"id": 1}}'
+    head = (b"POST /mapi/v1/jobs/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))  # fmt: skip
+    with socket.create_connection(("127.0.0.1", _port(url)), timeout=10) as sock:
+        sock.sendall(head + body)  # all at once: answered, and the connection stays
+        first = _read_answer(sock)
+        assert first.startswith(b"HTTP/1.1 401") and b"connection: close" not in first.lower()
+        sock.sendall(head)  # the body comes late, as a client writing it separately may
+        early = _read_answer(sock)
+        assert early.startswith(b"HTTP/1.1 401"), early
+        assert b"connection: close" in early.lower()
+        sock.sendall(body)
+        assert sock.recv(1) == b""  # then it closes, once the body is in
+    _answered_at_once(url)

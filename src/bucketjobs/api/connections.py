@@ -12,12 +12,14 @@ protocol with four rules added — no other part of request handling is touched:
 - at most `total` connections are open; at the cap, the oldest connection still waiting
   for headers is closed to admit the new one, so a flood of slow clients cannot keep a real
   client (who sends its headers at once) out;
-- an answer sent before its request's body was read (413 for a body declared too large,
-  401 before reading it) is followed by a *lingering close*: the rest of the body is read
-  and thrown away for at most LINGER_SECONDS, then the connection closes. Closing at once
-  would make the kernel reset the connection over the unread bytes, and the client would
-  see a reset instead of the answer; going on as keep-alive would read a body of any
-  declared size, for as long as the client dribbles it.
+- an answer that starts before its request's body has all arrived (413 for a body declared
+  too large, 401 or 503 before reading it) says `connection: close`, and is followed by a
+  *lingering close*: the rest of the body is read and thrown away for at most
+  LINGER_SECONDS, then the connection closes. Closing at once would make the kernel reset
+  the connection over the unread bytes, and the client would see a reset instead of the
+  answer; going on as keep-alive would read a body of any declared size, for as long as
+  the client dribbles it. Without the header a keep-alive client sent its next request
+  into the lingering connection and lost it (seen: a 503 during a database outage).
 
 Written by hand, small, on purpose: uvicorn has no such settings, and a subclass keeps the
 rest of the server stack the one every other benchmark here measures. Moving to another ASGI
@@ -80,6 +82,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
         self._lingering = False
+        self._closing = False  # an answer said `connection: close`
 
     # -- connection ----------------------------------------------------------------------
 
@@ -119,11 +122,37 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # -- answered before the body was read -------------------------------------------------
 
+    def _watch_early_answer(self) -> None:
+        """Make the cycle's answer say `connection: close` if it starts before the request's
+        body has all arrived (the connection will linger, then close: see the module)."""
+        cycle = self.cycle
+        if cycle is None:
+            return
+        send = cycle.send
+
+        async def send_closing(message: Any) -> None:
+            if message["type"] == "http.response.start" and cycle.more_body:
+                closing: Any = {**message, "headers": [*message.get("headers", ()),
+                                                        (b"connection", b"close")]}  # fmt: skip
+                await send(closing)
+                # uvicorn would now close at the answer's end, over the unread body; the
+                # lingering close in on_response_complete ends the connection instead.
+                cycle.keep_alive = True
+                self._closing = True
+                return
+            await send(message)
+
+        cycle.send = send_closing  # type: ignore[method-assign]
+
     def on_response_complete(self) -> None:
         unread = self.cycle is not None and self.cycle.more_body
         super().on_response_complete()
-        if unread and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if unread:
             self._linger()
+        elif self._closing:  # the body arrived after all: nothing unread, close now
+            self.transport.close()
 
     def _linger(self) -> None:
         self._lingering = True
@@ -182,6 +211,7 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refuse_headers()
             return
         super().on_headers_complete()
+        self._watch_early_answer()
 
     def _refuse_headers(self) -> None:
         self._headers_done()
