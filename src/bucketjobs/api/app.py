@@ -161,5 +161,7 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     # Outermost, so that even the 500 handler's log line carries the request's id.
     build = app.build_middleware_stack
-    app.build_middleware_stack = lambda: RequestIds(build())  # type: ignore[method-assign]
+    app.build_middleware_stack = lambda: RequestIds(  # type: ignore[method-assign]
+        job_feed.DeferredStreams(build())
+    )
     return app
