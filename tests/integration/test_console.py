@@ -138,10 +138,37 @@ async def test_log_in_create_watch_list_and_metrics(page, stack, s3, bucket, adm
     await page.click("#jobs-filter button")
     await page.wait_for_selector(f"#jobs-table a:text-is('{job_id}')")
     assert await page.locator("#jobs-table tbody tr").count() == 1
-    await page.select_option("#jobs-filter [name=state]", "FAILED")
+    await page.select_option("#jobs-filter [name=state]", "")
+    await page.select_option("#jobs-filter [name=type]", "BATCH_REPLICATE")
     await page.click("#jobs-filter button")
     await page.wait_for_selector("#jobs-empty:not([hidden])")
     await _shot(page, "04-jobs")
+    # Pages of 20: at least 21 jobs in the installation, whatever ran before.
+    while len((await admin.ok("/jobs/list", {"pageSize": 21}))["jobs"]) < 21:
+        made = await admin.create("METRIC_RECONCILIATION", bucket, dryRun="true")
+        await admin.wait(made["jobId"]["id"])
+    listed = (await admin.ok("/jobs/list", {"pageSize": 40}))["jobs"]
+    await page.fill("#jobs-filter [name=bucket]", "")
+    await page.select_option("#jobs-filter [name=type]", "")
+    await page.click("#jobs-filter button")
+    first_page = [str(j["jobId"]["id"]) for j in listed[:20]]
+    await page.wait_for_function(
+        "id => document.querySelector('#jobs-table tbody a')?.textContent === id",
+        arg=first_page[0],
+    )
+    assert await page.locator("#jobs-first").is_disabled()
+    await page.click("#jobs-next")
+    await page.wait_for_function(
+        "id => document.querySelector('#jobs-table tbody a')?.textContent === id",
+        arg=str(listed[20]["jobId"]["id"]),
+    )
+    shown = await page.locator("#jobs-table tbody a").all_text_contents()
+    assert len(shown) <= 20 and not set(shown) & set(first_page)
+    await page.click("#jobs-first")
+    await page.wait_for_function(
+        "id => document.querySelector('#jobs-table tbody a')?.textContent === id",
+        arg=first_page[0],
+    )
 
     # Bucket metrics, as that job stored them.
     await page.click("nav >> text=Bucket metrics")
