@@ -35,7 +35,8 @@ async def _slow_hook(port: int) -> web.AppRunner:
 
     app = web.Application()
     app.router.add_route("*", "/hook", hook)
-    runner = web.AppRunner(app, access_log=None)
+    # Its one request hangs on purpose: leave it at the end rather than wait a minute.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner

@@ -44,17 +44,20 @@ async def test_the_async_client_runs_a_job_and_raises_the_apis_codes(stack, s3, 
             await api.create("NO_SUCH_TYPE", bucket)
         assert bad.value.code == "INVALID_REQUEST" and "NO_SUCH_TYPE" in bad.value.message
         # Failures, followed across pages: a live webhook and a dead one bound to the bucket.
-        hook = Webhook()
+        hook, refusing = Webhook(), Webhook()
+        refusing.fail_with = 403  # refused for good: failures without a retry's wait
         await hook.start()
+        await refusing.start()
         try:
             live = await _webhook_target(api, f"live-{bucket}", hook.url)
-            dead = await _webhook_target(api, f"dead-{bucket}", _dead_url())
+            dead = await _webhook_target(api, f"dead-{bucket}", refusing.url)
             await _bind(api, bucket, live, dead)
             trig = await api.create("TRIGGER_RECONCILIATION", bucket, failureThreshold="100")
             while not (trig := await api.status(trig.jobId.id)).jobState.terminal:
                 await asyncio.sleep(0.2)
         finally:
             await hook.stop()
+            await refusing.stop()
         assert trig.jobState is JobState.COMPLETE and trig.jobStats.failed == 12, trig
         failed = [f async for f in api.failures(trig.jobId.id, page_size=5)]
         assert [f.key for f in failed] == sorted(f"k{i}" for i in range(12))
