@@ -38,7 +38,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ADMIN_PASSWORD, cpu_seconds, cpu_used, seed, service
 
-from bucketjobs.storage.embedded import _free_port
+from bucketjobs.storage.embedded import free_port
 from tests.support.mapi import REALM_TOKEN
 
 WRK = shutil.which("wrk") or "wrk"
@@ -197,7 +197,7 @@ async def main() -> None:
         cookies = dict(admin.http.cookies)
         auth = {"Authorization": f"Bearer {token}", **csrf}
 
-        port = _free_port()
+        port = free_port()
         bare = subprocess.Popen(
             [sys.executable, "-c", "import uvicorn, sys; sys.path.insert(0, '.');"
              f" import bare_app; uvicorn.run(bare_app.app, port={port}, log_level='warning',"

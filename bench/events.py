@@ -23,7 +23,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import seed, service
 
-from bucketjobs.storage.embedded import _free_port
+from bucketjobs.storage.embedded import free_port
 from tests.support.mapi import REALM_TOKEN
 
 
@@ -47,7 +47,7 @@ async def main() -> None:
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds the streams sit idle")
     args = parser.parse_args()
-    port = _free_port()
+    port = free_port()
     hook = await _slow_hook(port)
     with service(workers=1) as svc:
         await seed(svc, "still", 1)

@@ -29,7 +29,7 @@ from aiobotocore.session import get_session
 
 from bucketjobs.db.embedded import EmbeddedPostgres
 from bucketjobs.storage.components import Component, endpoint_location
-from bucketjobs.storage.embedded import EmbeddedSeaweed, _free_port
+from bucketjobs.storage.embedded import EmbeddedSeaweed, free_port
 from bucketjobs.storage.http import S3Http
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' MAPI helper
@@ -103,7 +103,7 @@ def service(workers: int = 1, concurrency: int = 8, *, remote: bool = False) -> 
     other_creds = other.start() if other else None
     postgres = EmbeddedPostgres(root / "postgres")
     url = postgres.start()
-    port = _free_port()
+    port = free_port()
     svc = Service(root, seaweed.endpoint, creds.access_key, creds.secret_key, url,
                   f"http://127.0.0.1:{port}")  # fmt: skip
     if other and other_creds:

@@ -13,11 +13,7 @@ from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bucketjobs.storage.embedded import free_port as free_port  # ports as the product picks
 
 
 def port_free(port: int) -> bool:

