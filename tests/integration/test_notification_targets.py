@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from bucketjobs.notify.service import NotificationService
-from bucketjobs.storage.secrets import load_or_create_fernet
+from bucketjobs.storage.secrets import load_fernet
 from tests.support.mapi import Mapi
 
 SECRETS = ("hunter2-amqp", "nats-token-77", "mqtt-pass-9", "redis-pw-0", "Bearer web-tok-5",
@@ -67,7 +67,7 @@ async def test_targets_are_answered_without_secrets_and_stored_encrypted(admin, 
     for secret in SECRETS:
         assert secret not in json.dumps(listed) and secret not in stored, secret
     # What delivery will read back: the whole config, secrets included.
-    service = NotificationService(db, load_or_create_fernet(stack.data_dir))
+    service = NotificationService(db, load_fernet(stack.data_dir))
     for kind, config, _ in GOOD:
         full = await service.target(int(targets[kind]["id"]))
         assert full.config == {**config, **({"qos": 1} if kind == "MQTT" else {}),

@@ -45,7 +45,7 @@ from bucketjobs.metrics import register_installation
 from bucketjobs.notify.service import NotificationService
 from bucketjobs.ops.registry import OPERATIONS
 from bucketjobs.storage.component_service import ComponentService
-from bucketjobs.storage.secrets import load_or_create_fernet
+from bucketjobs.storage.secrets import check_fernet, load_fernet
 
 MAPI_PREFIXES = ("/mapi/v1", "/v1")
 
@@ -65,9 +65,10 @@ def create_app(
         reads = create_read_engine(database_url)
         live_sessions = LiveSessions()
         listener = asyncio.create_task(live_sessions.listen(libpq_url(database_url)))
+        fernet = load_fernet(data_dir)
         async with db.begin() as conn:
             secrets = await load_installation(conn)
-        fernet = load_or_create_fernet(data_dir)
+            await check_fernet(conn, fernet, data_dir)
         realm = "vsp-object"
         # One issuer for every API process of the installation, whatever Host a client used.
         base = public_url.rstrip("/") if public_url else f"urn:bucketjobs:{secrets['serial']}"

@@ -124,6 +124,7 @@ def serve_command(
 ) -> None:
     """Run the API and a worker (embedded PostgreSQL and SeaweedFS by default)."""
     from bucketjobs.cli.serve import ServeOptions, serve  # the API: loaded only to serve
+    from bucketjobs.storage.secrets import SecretKeyError
 
     if bool(tls_cert) != bool(tls_key):
         raise typer.BadParameter("--tls-cert and --tls-key go together")
@@ -136,7 +137,7 @@ def serve_command(
                            worker_concurrency, public_url,
                            ConnectionLimits(header_timeout, per_address=max_connections_per_address,
                                             total=max_connections)))  # fmt: skip
-    except (DataDirBusy, EmbeddedPostgresError, EmbeddedStoreError) as exc:
+    except (DataDirBusy, EmbeddedPostgresError, EmbeddedStoreError, SecretKeyError) as exc:
         fail(str(exc))
 
 
@@ -201,21 +202,24 @@ def worker_command(
     """Run a worker process against a shared database (any number, on any host)."""
     from bucketjobs.db.migrate import upgrade
     from bucketjobs.engine.worker import run_worker
+    from bucketjobs.storage.secrets import SecretKeyError
 
     _configure_logging("WARNING")
     upgrade(database_url)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(
-        run_worker(
-            database_url,
-            data_dir.resolve(),
-            concurrency=concurrency,
-            inline=inline,
-            heartbeat_interval=stalled_after / 4,
-            stalled_after=stalled_after,
-            metrics_address=(metrics_host, metrics_port) if metrics_port else None,
+    try:
+        asyncio.run(
+            run_worker(
+                database_url,
+                data_dir.resolve(),
+                concurrency=concurrency,
+                inline=inline,
+                heartbeat_interval=stalled_after / 4,
+                stalled_after=stalled_after,
+                metrics_address=(metrics_host, metrics_port) if metrics_port else None,
+            )
         )
-    )
+    except SecretKeyError as exc:
+        fail(str(exc))
 
 
 def _new_password(from_stdin: bool) -> str:

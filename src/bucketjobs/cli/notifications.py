@@ -27,14 +27,16 @@ def _run(database_url: str | None, data_dir: Path, action: Callable[[Any, int], 
     from bucketjobs.auth import grants
     from bucketjobs.db.session import create_engine
     from bucketjobs.notify.service import NotificationService, TargetConflict, TargetNotFound
-    from bucketjobs.storage.secrets import load_or_create_fernet
+    from bucketjobs.storage.secrets import SecretKeyError, check_fernet, load_fernet
 
     async def call(url: str) -> T:
         db = create_engine(url, pool_size=2)
         try:
-            async with db.connect() as conn:
+            fernet = load_fernet(data_dir)
+            async with db.begin() as conn:
+                await check_fernet(conn, fernet, data_dir)
                 primary = await grants.primary_component(conn)
-            service = NotificationService(db, load_or_create_fernet(data_dir))
+            service = NotificationService(db, fernet)
             return await action(service, primary)
         finally:
             await db.dispose()
@@ -42,7 +44,7 @@ def _run(database_url: str | None, data_dir: Path, action: Callable[[Any, int], 
     with database(database_url, data_dir) as url:
         try:
             return asyncio.run(call(url))
-        except (TargetConflict, TargetNotFound, ValueError) as exc:
+        except (TargetConflict, TargetNotFound, ValueError, SecretKeyError) as exc:
             fail(str(exc))
 
 

@@ -16,7 +16,7 @@ from bucketjobs.engine import queue
 from bucketjobs.engine.cancel import listen_for_cancels, poll_for_cancels
 from bucketjobs.engine.recovery import recovery_loop
 from bucketjobs.engine.runtime import WorkerRuntime
-from bucketjobs.storage.secrets import load_or_create_fernet
+from bucketjobs.storage.secrets import check_fernet, load_fernet
 
 
 async def run_worker(
@@ -38,9 +38,17 @@ async def run_worker(
     if metrics_address is not None:
         prometheus_client.start_http_server(metrics_address[1], addr=metrics_address[0])
     conninfo = libpq_url(database_url)
+    fernet = load_fernet(data_dir)
+    db = create_engine(database_url, pool_size=concurrency + 2)
+    try:
+        async with db.begin() as conn:
+            await check_fernet(conn, fernet, data_dir)
+    except BaseException:
+        await db.dispose()
+        raise
     runtime = WorkerRuntime(
-        create_engine(database_url, pool_size=concurrency + 2),
-        load_or_create_fernet(data_dir),
+        db,
+        fernet,
         clock,
         max_requests,
         inline=inline,
