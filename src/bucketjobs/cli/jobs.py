@@ -340,12 +340,22 @@ def _follow(api: Client, first: Job, interval: float, *, quiet: bool) -> Job:
             stats = job.jobStats
             done = stats.processed + stats.failed + stats.skipped
             elapsed = max(time.monotonic() - started, 1e-3)
-            counts = f"{done:,}/{stats.total:,} objects" if stats.total else f"{done:,} objects"
+            known, counts = progress_counts(done, stats.total, job.jobState.terminal)
             title = f"job {job.jobId.id} {job.jobState.value}"
-            bar.update(task, total=stats.total or None, completed=done, failed=stats.failed,
+            bar.update(task, total=known, completed=done, failed=stats.failed,
                        rate=done / elapsed, bytes_rate=_bytes(stats.bytes / elapsed),
                        counts=counts, description=title)  # fmt: skip
     return job
+
+
+def progress_counts(done: int, total: int, ended: bool) -> tuple[int | None, str]:
+    """The bar's total (None: not known) and its counts text. `total` grows while the bucket
+    is still being listed, and a job that counts what it lists has done all of it at every
+    moment: a running job with nothing left of its total is still listing, so it shows no
+    total (and so no ETA) rather than a full bar."""
+    if total and (done < total or ended):
+        return total, f"{done:,}/{total:,} objects"
+    return None, f"{done:,} objects so far" if total and not ended else f"{done:,} objects"
 
 
 def _changes(api: Client, first: Job, interval: float) -> Iterator[Job]:
