@@ -23,9 +23,11 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 SNAPSHOT_SECONDS = 5.0
+SNAPSHOT_TIMEOUT = 2.0  # a database that does not answer must not hold the scrape
 
 STORAGE_SECONDS = Histogram(
     "bucketjobs_storage_request_seconds",
@@ -92,23 +94,37 @@ class InstallationMetrics(Collector):
         self._jobs: list[Any] = []
         self._partitions: dict[str, int] = {}
         self._workers = 0
+        self._up = False
         self._taken = 0.0
         self._lock = asyncio.Lock()
 
     async def refresh(self) -> None:
-        """A new snapshot, unless the last one is younger than SNAPSHOT_SECONDS."""
+        """A new snapshot, unless the last one is younger than SNAPSHOT_SECONDS. With the
+        database down the scrape still answers: this process's own figures, and
+        `bucketjobs_database_up 0` in place of the installation's (no stale counts)."""
         async with self._lock:
             if time.monotonic() - self._taken < SNAPSHOT_SECONDS:
                 return
-            async with self.db.connect() as conn:
-                self._jobs = list((await conn.execute(_JOBS)).all())
-                rows = (await conn.execute(_PARTITIONS)).all()
+            try:
+                async with asyncio.timeout(SNAPSHOT_TIMEOUT), self.db.connect() as conn:
+                    jobs = list((await conn.execute(_JOBS)).all())
+                    rows = (await conn.execute(_PARTITIONS)).all()
+                    workers = await conn.scalar(_WORKERS, {"s": self.stalled_after})
+            except (SQLAlchemyError, OSError, TimeoutError):
+                self._up = False
+            else:
+                self._jobs, self._workers, self._up = jobs, int(workers or 0), True
                 self._partitions = {str(status): int(n) for status, n in rows}
-                workers = await conn.scalar(_WORKERS, {"s": self.stalled_after})
-                self._workers = int(workers or 0)
             self._taken = time.monotonic()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily(
+            "bucketjobs_database_up", "1 if the last snapshot of the database succeeded, else 0."
+        )
+        up.add_metric([], 1 if self._up else 0)
+        yield up
+        if not self._up:
+            return
         jobs = GaugeMetricFamily("bucketjobs_jobs", "Jobs by type and state.",
                                  labels=["type", "state"])  # fmt: skip
         objects = GaugeMetricFamily(

@@ -54,10 +54,18 @@ async def test_database_outage_mid_job(private_stack, s3, bucket):
         assert during.status_code == 503, during.text
         assert during.json()["code"] == "UNAVAILABLE"
         assert (await admin.http.get("/healthz")).status_code == 503
+        # Prometheus still gets this process's figures, and the database's state, not a 503.
+        scrape = await asyncio.wait_for(admin.http.get("/metrics"), 10)
+        assert scrape.status_code == 200, scrape.text
+        assert "bucketjobs_database_up 0.0" in scrape.text
+        assert "process_cpu_seconds_total" in scrape.text
+        assert "bucketjobs_jobs{" not in scrape.text  # no stale installation figures
         await asyncio.sleep(3)
         postgres.start()
 
         done = await admin.wait(job_id, timeout=120)
+        await asyncio.sleep(5)  # the next snapshot (SNAPSHOT_SECONDS)
+        assert "bucketjobs_database_up 1.0" in (await admin.http.get("/metrics")).text
     finally:
         await admin.close()
     assert done["jobState"] == "COMPLETE", done["message"]
