@@ -19,6 +19,7 @@ from sqlalchemy import text
 from tests.support.objects import keys
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port
+from tests.support.stack import QUICK_RECOVERY
 from tests.support.waiting import progress, wait_until
 
 
@@ -171,13 +172,13 @@ async def test_killed_worker_loses_nothing(stack, admin, s3, bucket):
     await put_many(s3, bucket, ((f"k/{i:05d}", b"k" * (i % 3)) for i in range(6000)))
     stack.stop_workers()
     try:
-        doomed = stack.start_worker(2, inline=False)
+        doomed = stack.start_worker(2, inline=False, options=QUICK_RECOVERY)
         job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=1000)
         job_id = job["jobId"]["id"]
         await progress(admin, job_id, timeout=60)
         doomed.kill()
         stack.workers.remove(doomed)
-        stack.start_worker(4, inline=False)
+        stack.start_worker(4, inline=False, options=QUICK_RECOVERY)
         done = await admin.wait(job_id, timeout=120)
     finally:
         stack.stop_workers()
@@ -194,7 +195,7 @@ async def test_sigterm_hands_work_back(stack, admin, s3, bucket):
     await put_many(s3, bucket, ((f"t/{i:05d}", b"t") for i in range(15000)))
     stack.stop_workers()
     try:
-        first = stack.start_worker(2)
+        first = stack.start_worker(2, options=QUICK_RECOVERY)
         job = await admin.create("METRIC_RECONCILIATION", bucket, rateLimit=1000)
         job_id = job["jobId"]["id"]
         await progress(admin, job_id)
@@ -205,7 +206,7 @@ async def test_sigterm_hands_work_back(stack, admin, s3, bucket):
         partway = await admin.status(job_id)
         assert partway["jobState"] == "EXECUTING"
         assert 0 < partway["jobStats"]["processed"] < 15000
-        stack.start_worker()
+        stack.start_worker(options=QUICK_RECOVERY)
         done = await admin.wait(job_id, timeout=120)
     finally:
         stack.stop_workers()

@@ -11,7 +11,7 @@ import pytest
 from tests.support.faultproxy import FaultProxy
 from tests.support.objects import assert_same_objects, keys
 from tests.support.s3 import put_many
-from tests.support.stack import component_body
+from tests.support.stack import QUICK_RECOVERY, component_body
 from tests.support.waiting import progress
 
 MiB = 1024 * 1024
@@ -289,13 +289,13 @@ async def test_killed_worker_mid_copy_then_destination_equals_source(stack, admi
     await s3.create_bucket(Bucket=dst)
     stack.stop_workers()
     try:
-        doomed = stack.start_worker(2)
+        doomed = stack.start_worker(2, options=QUICK_RECOVERY)
         job = await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst, rateLimit=800)
         job_id = job["jobId"]["id"]
         await progress(admin, job_id)
         doomed.kill()
         stack.workers.remove(doomed)
-        stack.start_worker()
+        stack.start_worker(options=QUICK_RECOVERY)
         done = await admin.wait(job_id, timeout=180)
     finally:
         stack.stop_workers()

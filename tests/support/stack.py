@@ -15,6 +15,10 @@ from tests.support.services import Process, free_port, wait_http
 
 ADMIN_PASSWORD = "admin-test-password"
 
+# Worker options for crash tests: heartbeats every second, and a worker silent for 4 s counts
+# as dead, so recovery takes seconds, not the default 20 (they check what is recovered).
+QUICK_RECOVERY = ("--stalled-after", "4")
+
 
 @dataclass
 class Store:
