@@ -43,8 +43,8 @@ def free_port() -> int:
     puts each service's gRPC).
 
     Both lie below the kernel's ephemeral range, so no outgoing connection can take them
-    between this check and the bind: a port picked by binding port 0 lies inside it, and CI
-    once lost a whole run to a connection that took the S3 port in that gap. Checked without
+    between this check and the bind: a port picked by binding port 0 lies inside it, and a
+    CI run was lost when such an S3 port was taken before weed bound it. Checked without
     SO_REUSEADDR, as weed checks: a port still held by a closing connection is skipped."""
     top = _ephemeral_floor() - 10000  # exclusive bound for the lower port of the pair
     for _ in range(200):
