@@ -14,7 +14,7 @@ from tests.support.mapi import Mapi
 from tests.support.s3 import put_many
 from tests.support.services import Process, free_port, wait_http
 from tests.support.stack import ADMIN_PASSWORD
-from tests.support.waiting import progress
+from tests.support.waiting import progress, wait_until
 
 
 @pytest.fixture
@@ -64,8 +64,11 @@ async def test_database_outage_mid_job(private_stack, s3, bucket):
         postgres.start()
 
         done = await admin.wait(job_id, timeout=120)
-        await asyncio.sleep(5)  # the next snapshot (SNAPSHOT_SECONDS)
-        assert "bucketjobs_database_up 1.0" in (await admin.http.get("/metrics")).text
+
+        async def database_up() -> bool:  # at the next snapshot (SNAPSHOT_SECONDS)
+            return "bucketjobs_database_up 1.0" in (await admin.http.get("/metrics")).text
+
+        await wait_until(database_up, timeout=15, interval=0.5, what="database_up 1 again")
     finally:
         await admin.close()
     assert done["jobState"] == "COMPLETE", done["message"]

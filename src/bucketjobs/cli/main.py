@@ -202,11 +202,12 @@ def worker_command(
     """Run a worker process against a shared database (any number, on any host)."""
     from bucketjobs.db.migrate import upgrade
     from bucketjobs.engine.worker import run_worker
-    from bucketjobs.storage.secrets import SecretKeyError
+    from bucketjobs.storage.secrets import SecretKeyError, load_fernet
 
     _configure_logging("WARNING")
-    upgrade(database_url)
     try:
+        load_fernet(data_dir)  # no key, or not a key: said before the database is touched
+        upgrade(database_url)
         asyncio.run(
             run_worker(
                 database_url,
