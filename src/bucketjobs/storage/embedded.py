@@ -144,7 +144,13 @@ class EmbeddedSeaweed:
             json.dump(identity, handle)
         write_security(self.root)  # mTLS on every port but S3's (storage/internal_tls.py)
         # Every port is chosen here (gRPC ports are port + 10000) so instances never collide.
-        ports = {name: free_port() for name in ("master", "volume", "filer", "admin")}
+        ports: dict[str, int] = {}
+        taken = {self.s3_port, self.s3_port + 10000}
+        for name in ("master", "volume", "filer", "admin"):
+            while (port := free_port()) in taken or port + 10000 in taken:
+                pass  # free_port checks each pick alone: two picks may be the same port
+            ports[name] = port
+            taken |= {port, port + 10000}
         # `weed mini` puts these gRPC sockets in /tmp whatever it is told (port + 10000).
         self._grpc_sockets = [
             Path(f"/tmp/seaweedfs-{name}-grpc-{port + 10000}.sock")
