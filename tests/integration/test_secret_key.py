@@ -1,5 +1,5 @@
 """One credential key per installation: a process without it, or with another, stops at start
-with one line, and none makes a key of its own (only `serve` does, once)."""
+with one line, and none makes a key of its own (only `serve` does, for a new installation)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bucketjobs.storage.secrets import SecretKeyError, check_fernet, load_fernet
+from tests.support.services import free_port
 
 WRONG_KEY = "not the one this installation's credentials are encrypted with"
 
@@ -86,3 +87,19 @@ async def test_an_installation_from_before_the_check_proves_the_key_on_a_credent
             assert await conn.scalar(text(stored)) == 1
         finally:
             await trans.rollback()
+
+
+def test_serve_joining_an_installation_without_its_key_stops_and_makes_none(stack, tmp_path):
+    """Only a new installation gets a new key: a second API host started without the key
+    used to make one and re-encrypt the primary component with it, breaking every other
+    host."""
+    host = tmp_path / "api-2"
+    store = stack.store
+    out = _run(["serve", "--no-worker", "--port", str(free_port()), "--data-dir", str(host),
+                "--database-url", stack.database_url, "--s3-endpoint", store.endpoint,
+                "--s3-access-key", store.access_key, "--s3-secret-key", store.secret_key],
+               {}, tmp_path)  # fmt: skip
+    assert out.returncode != 0
+    assert "no secret key" in out.stderr.strip().splitlines()[-1], out.stderr  # after its logs
+    assert "Traceback" not in out.stderr
+    assert not (host / "secret.key").exists()

@@ -23,7 +23,7 @@ from bucketjobs.db.migrate import upgrade
 from bucketjobs.db.session import create_engine
 from bucketjobs.storage.components import endpoint_config, set_primary
 from bucketjobs.storage.embedded import EmbeddedSeaweed, free_port
-from bucketjobs.storage.secrets import check_fernet, create_fernet
+from bucketjobs.storage.secrets import serve_fernet
 
 
 @dataclass
@@ -49,8 +49,7 @@ async def _bootstrap(url: str, data_dir: Path, endpoint: str, access: str, secre
     db = create_engine(url, pool_size=2)
     try:
         async with db.begin() as conn:
-            fernet = create_fernet(data_dir)
-            await check_fernet(conn, fernet, data_dir)
+            fernet = await serve_fernet(conn, data_dir)
             config = endpoint_config(endpoint, region, label)
             await set_primary(conn, fernet, "GENERIC_S3", config, access, secret)
             return await ensure_admin(conn, os.environ.get("BUCKETJOBS_ADMIN_PASSWORD"))

@@ -2,7 +2,9 @@
 
 One key serves the whole installation: every process that reads or writes credentials
 (API, workers, admin commands, on any host) must hold the same one. Only `serve` makes a
-key, and only where none exists; every other process loads one or stops. Each process then
+key, and only for a new installation (a database with no credentials and no check token
+yet); every other process, and `serve` on a host joining an installation, loads one or
+stops. Each process then
 checks its key against a token in the database that only the installation's key opens, so
 a host given the wrong key (or a worker that once made its own) stops at start with one
 line, instead of failing every job later with a bare `InvalidToken`.
@@ -18,21 +20,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bucketjobs.db.installation import get_or_create
-from bucketjobs.db.models import storage_components
+from bucketjobs.db.models import installation, storage_components
 
 ENV_KEY = "BUCKETJOBS_SECRET_KEY"
 KEY_FILE = "secret.key"
 _CHECK = b"bucketjobs installation key"
+_CHECK_ROW = "secret_key_check"
 
 
 class SecretKeyError(RuntimeError):
     """This process has no usable secret key, or not the installation's; says what to do."""
 
 
-def create_fernet(data_dir: Path) -> Fernet:
-    """`serve`'s key: `BUCKETJOBS_SECRET_KEY` if set, else `secret.key` (made 0600 if absent)."""
+async def serve_fernet(conn: AsyncConnection, data_dir: Path) -> Fernet:
+    """`serve`'s key, checked: `BUCKETJOBS_SECRET_KEY` if set, else `secret.key`, made (0600)
+    only when the installation is new. A host joining an existing installation without
+    the key stops as a worker would, and leaves no key of its own behind."""
     path = data_dir / KEY_FILE
-    if not os.environ.get(ENV_KEY) and not path.exists():
+    if not os.environ.get(ENV_KEY) and not path.exists() and not await _holds_secrets(conn):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -40,7 +45,16 @@ def create_fernet(data_dir: Path) -> Fernet:
         else:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(Fernet.generate_key())
-    return load_fernet(data_dir)
+    fernet = load_fernet(data_dir)
+    await check_fernet(conn, fernet, data_dir)
+    return fernet
+
+
+async def _holds_secrets(conn: AsyncConnection) -> bool:
+    """Whether the database already belongs to a key: a check token or a credential."""
+    token = await conn.scalar(select(installation.c.value).where(installation.c.key == _CHECK_ROW))
+    stored = await conn.scalar(select(storage_components.c.id).limit(1))
+    return token is not None or stored is not None
 
 
 def load_fernet(data_dir: Path) -> Fernet:
@@ -72,7 +86,7 @@ async def check_fernet(conn: AsyncConnection, fernet: Fernet, data_dir: Path) ->
     existing = await conn.scalar(select(storage_components.c.secret_key_enc).limit(1))
     if existing is not None and not _opens(fernet, existing):
         raise _mismatch(data_dir)
-    token = await get_or_create(conn, "secret_key_check", lambda: fernet.encrypt(_CHECK).decode())
+    token = await get_or_create(conn, _CHECK_ROW, lambda: fernet.encrypt(_CHECK).decode())
     if not _opens(fernet, token):
         raise _mismatch(data_dir)
 
