@@ -86,6 +86,13 @@ async def _state(page: Any, state: str, timeout: float = 60_000) -> None:
     )
 
 
+async def _first_row_is(page: Any, job_id: str) -> None:
+    """Wait until the jobs table's first row is `job_id` (the page it shows has loaded)."""
+    await page.wait_for_function(
+        "id => document.querySelector('#jobs-table tbody a')?.textContent === id", arg=job_id
+    )
+
+
 async def test_log_in_create_watch_list_and_metrics(page, stack, s3, bucket, admin: Mapi):
     await put_many(s3, bucket, ((f"obj/{i:03}", b"x" * i) for i in range(40)))
     await page.goto(f"{stack.base_url}/console/")
@@ -152,23 +159,14 @@ async def test_log_in_create_watch_list_and_metrics(page, stack, s3, bucket, adm
     await page.select_option("#jobs-filter [name=type]", "")
     await page.click("#jobs-filter button")
     first_page = [str(j["jobId"]["id"]) for j in listed[:20]]
-    await page.wait_for_function(
-        "id => document.querySelector('#jobs-table tbody a')?.textContent === id",
-        arg=first_page[0],
-    )
+    await _first_row_is(page, first_page[0])
     assert await page.locator("#jobs-first").is_disabled()
     await page.click("#jobs-next")
-    await page.wait_for_function(
-        "id => document.querySelector('#jobs-table tbody a')?.textContent === id",
-        arg=str(listed[20]["jobId"]["id"]),
-    )
+    await _first_row_is(page, str(listed[20]["jobId"]["id"]))
     shown = await page.locator("#jobs-table tbody a").all_text_contents()
     assert len(shown) <= 20 and not set(shown) & set(first_page)
     await page.click("#jobs-first")
-    await page.wait_for_function(
-        "id => document.querySelector('#jobs-table tbody a')?.textContent === id",
-        arg=first_page[0],
-    )
+    await _first_row_is(page, first_page[0])
 
     # Bucket metrics, as that job stored them.
     await page.click("nav >> text=Bucket metrics")

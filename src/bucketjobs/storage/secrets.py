@@ -4,10 +4,10 @@ One key serves the whole installation: every process that reads or writes creden
 (API, workers, admin commands, on any host) must hold the same one. Only `serve` makes a
 key, and only for a new installation (a database with no credentials and no check token
 yet); every other process, and `serve` on a host joining an installation, loads one or
-stops. Each process then
-checks its key against a token in the database that only the installation's key opens, so
-a host given the wrong key (or a worker that once made its own) stops at start with one
-line, instead of failing every job later with a bare `InvalidToken`.
+stops. Each process then checks its key against a token in the database that only the
+installation's key opens, so a host given the wrong key (or a worker that once made its
+own) stops at start with one line, instead of failing every job later with a bare
+`InvalidToken`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ async def serve_fernet(conn: AsyncConnection, data_dir: Path) -> Fernet:
     only when the installation is new. A host joining an existing installation without
     the key stops as a worker would, and leaves no key of its own behind."""
     path = data_dir / KEY_FILE
-    if not os.environ.get(ENV_KEY) and not path.exists() and not await _holds_secrets(conn):
+    token, proof = await _proof(conn)
+    if not os.environ.get(ENV_KEY) and not path.exists() and proof is None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -46,15 +47,17 @@ async def serve_fernet(conn: AsyncConnection, data_dir: Path) -> Fernet:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(Fernet.generate_key())
     fernet = load_fernet(data_dir)
-    await check_fernet(conn, fernet, data_dir)
+    await _check(conn, fernet, data_dir, token, proof)
     return fernet
 
 
-async def _holds_secrets(conn: AsyncConnection) -> bool:
-    """Whether the database already belongs to a key: a check token or a credential."""
+async def _proof(conn: AsyncConnection) -> tuple[str | None, str | None]:
+    """The check token, and what proves a key: that token or, in an installation from
+    before it, a stored credential (None, None: a new installation)."""
     token = await conn.scalar(select(installation.c.value).where(installation.c.key == _CHECK_ROW))
-    stored = await conn.scalar(select(storage_components.c.id).limit(1))
-    return token is not None or stored is not None
+    if token is not None:
+        return token, token
+    return None, await conn.scalar(select(storage_components.c.secret_key_enc).limit(1))
 
 
 def load_fernet(data_dir: Path) -> Fernet:
@@ -83,12 +86,18 @@ async def check_fernet(conn: AsyncConnection, fernet: Fernet, data_dir: Path) ->
     """Raise SecretKeyError unless `fernet` is the installation's key. The first process
     records a token its key opens; an installation from before the token proves its key on
     a stored credential first (a wrong key must not become the reference)."""
-    existing = await conn.scalar(select(storage_components.c.secret_key_enc).limit(1))
-    if existing is not None and not _opens(fernet, existing):
+    await _check(conn, fernet, data_dir, *await _proof(conn))
+
+
+async def _check(
+    conn: AsyncConnection, fernet: Fernet, data_dir: Path, token: str | None, proof: str | None
+) -> None:
+    if proof is not None and not _opens(fernet, proof):
         raise _mismatch(data_dir)
-    token = await get_or_create(conn, _CHECK_ROW, lambda: fernet.encrypt(_CHECK).decode())
-    if not _opens(fernet, token):
-        raise _mismatch(data_dir)
+    if token is None:  # the first check of this installation records the token
+        token = await get_or_create(conn, _CHECK_ROW, lambda: fernet.encrypt(_CHECK).decode())
+        if not _opens(fernet, token):  # another process recorded its own key first
+            raise _mismatch(data_dir)
 
 
 def _opens(fernet: Fernet, token: str) -> bool:
