@@ -7,6 +7,7 @@ Screenshots of each step are kept in build/test-artifacts/console/.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -86,6 +87,15 @@ async def _state(page: Any, state: str, timeout: float = 60_000) -> None:
     )
 
 
+async def _rows_are(page: Any, job_ids: list[str]) -> None:
+    """Wait until the jobs table lists exactly `job_ids`, in that order."""
+    await page.wait_for_function(
+        "ids => [...document.querySelectorAll('#jobs-table tbody a')]"
+        ".map(a => a.textContent).join() === ids",
+        arg=",".join(job_ids),
+    )
+
+
 async def _first_row_is(page: Any, job_id: str) -> None:
     """Wait until the jobs table's first row is `job_id` (the page it shows has loaded)."""
     await page.wait_for_function(
@@ -143,8 +153,7 @@ async def test_log_in_create_watch_list_and_metrics(page, stack, s3, bucket, adm
     await page.fill("#jobs-filter [name=bucket]", bucket)
     await page.select_option("#jobs-filter [name=state]", "COMPLETE")
     await page.click("#jobs-filter button")
-    await page.wait_for_selector(f"#jobs-table a:text-is('{job_id}')")
-    assert await page.locator("#jobs-table tbody tr").count() == 1
+    await _rows_are(page, [str(job_id)])  # the unfiltered table already showed it
     await page.select_option("#jobs-filter [name=state]", "")
     await page.select_option("#jobs-filter [name=type]", "BATCH_REPLICATE")
     await page.click("#jobs-filter button")
@@ -176,6 +185,37 @@ async def test_log_in_create_watch_list_and_metrics(page, stack, s3, bucket, adm
     metrics = await page.text_content("#metrics-facts")
     assert "Objects40" in metrics and f"By job{job_id}" in metrics
     await _shot(page, "05-metrics")
+    assert page.problems == []
+
+
+async def test_a_late_answer_does_not_replace_the_filtered_table(page, stack, s3, bucket, admin):
+    """The unfiltered listing asked for on opening Jobs answers after the filtered one asked
+    for next: the table keeps the filtered rows."""
+    other = f"{bucket}-other"
+    await s3.create_bucket(Bucket=other)
+    jobs = {}
+    for name in (bucket, other):
+        made = await admin.create("METRIC_RECONCILIATION", name, dryRun="true")
+        jobs[name] = str(made["jobId"]["id"])
+        await admin.wait(made["jobId"]["id"])
+    await _log_in(page, stack.base_url)
+    await page.click("nav >> text=New job")
+
+    async def slow_unfiltered(route: Any) -> None:
+        if "bucketName" not in (route.request.post_data or ""):
+            await asyncio.sleep(1.5)
+        await route.continue_()
+
+    await page.route("**/mapi/v1/jobs/list", slow_unfiltered)
+    unfiltered = lambda r: r.url.endswith("/jobs/list") and "bucketName" not in (r.post_data or "")  # noqa: E731
+    async with page.expect_request_finished(unfiltered, timeout=10_000):
+        await page.click("nav >> text=Jobs")
+        await page.fill("#jobs-filter [name=bucket]", bucket)
+        await page.click("#jobs-filter button")
+        await _rows_are(page, [jobs[bucket]])  # the filtered answer, while the other waits
+    await page.evaluate("() => new Promise(done => setTimeout(done, 200))")  # its handler ran
+    shown = await page.locator("#jobs-table tbody a").all_text_contents()
+    assert shown == [jobs[bucket]]
     assert page.problems == []
 
 

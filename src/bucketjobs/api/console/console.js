@@ -212,6 +212,13 @@ const TERMINAL = new Set(["COMPLETE", "FAILED", "CANCELLED"]);
 const VIEWS = ["login", "jobs", "job", "create", "metrics"];
 let leaving = new AbortController(); // aborts what the view on screen still has running
 
+// Answers can arrive out of order: a view shows only the answer to its newest question.
+const questions = {};
+function newest(view) {
+  const asked = (questions[view] = (questions[view] || 0) + 1);
+  return () => questions[view] === asked;
+}
+
 function show(name) {
   leaving.abort();
   leaving = new AbortController();
@@ -246,7 +253,9 @@ async function jobsView() {
 async function jobsPage(token) {
   const body = { pageSize: PAGE_SIZE, ...filter };
   if (token) body.pageToken = token;
+  const stillNewest = newest("jobs");
   const answer = await call("/jobs/list", body);
+  if (!stillNewest()) return;
   const rows = answer.jobs.map((job) => {
     const link = element("a", job.jobId.id);
     link.href = `#/job/${job.jobId.id}`;
@@ -435,7 +444,9 @@ async function createJob(form) {
 }
 
 async function metrics(bucket) {
+  const stillNewest = newest("metrics");
   const answer = await call("/bucket/metrics", { bucketName: bucket });
+  if (!stillNewest()) return;
   const m = answer.metrics;
   facts($("metrics-facts"), [
     ["Objects", number(m.objectCount)],
