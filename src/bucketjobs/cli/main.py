@@ -89,7 +89,10 @@ def serve_command(
     worker_concurrency: Annotated[
         int,
         typer.Option(
-            envvar="BUCKETJOBS_WORKER_CONCURRENCY", min=1, help="Steps the worker runs at once."
+            envvar="BUCKETJOBS_WORKER_CONCURRENCY",
+            min=1,
+            max=1000,
+            help="Steps the worker runs at once.",
         ),
     ] = 8,
     public_url: Annotated[
@@ -165,7 +168,10 @@ def worker_command(
     concurrency: Annotated[
         int,
         typer.Option(
-            envvar="BUCKETJOBS_WORKER_CONCURRENCY", min=1, help="Steps this worker runs at once."
+            envvar="BUCKETJOBS_WORKER_CONCURRENCY",
+            min=1,
+            max=1000,
+            help="Steps this worker runs at once.",
         ),
     ] = 8,
     inline: Annotated[
@@ -180,10 +186,22 @@ def worker_command(
         float,
         typer.Option(
             envvar="BUCKETJOBS_STALLED_AFTER",
+            min=1.0,
+            max=3600.0,
             help="Seconds without a heartbeat before a worker counts as dead and its steps"
             " are handed to others (heartbeats every quarter of this).",
         ),
     ] = 20.0,
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="BUCKETJOBS_SHUTDOWN_TIMEOUT",
+            min=0.0,
+            max=3600.0,
+            help="Seconds the steps in flight get to finish after SIGTERM/SIGINT; then they"
+            " are aborted and handed back (nothing counted twice).",
+        ),
+    ] = 10.0,
     metrics_port: Annotated[
         int,
         typer.Option(
@@ -216,6 +234,7 @@ def worker_command(
                 inline=inline,
                 heartbeat_interval=stalled_after / 4,
                 stalled_after=stalled_after,
+                shutdown_timeout=shutdown_timeout,
                 metrics_address=(metrics_host, metrics_port) if metrics_port else None,
             )
         )
