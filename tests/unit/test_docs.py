@@ -1,5 +1,6 @@
-"""The generated docs are what the code says: the API reference matches the served OpenAPI
-document, and the troubleshooting page names every code the service can answer with."""
+"""The docs are what the code says: the API reference matches the served OpenAPI document,
+the troubleshooting page names every code the service can answer with, and the API page's
+jobParams tables name each type's keys."""
 
 from __future__ import annotations
 
@@ -47,3 +48,28 @@ def test_the_troubleshooting_page_names_every_code():
     assert {"JOB_NOT_FOUND", "invalid_grant", "TlsError", "DeliveryFailed"} <= codes
     missing = sorted(code for code in codes if f"`{code}`" not in page)
     assert missing == [], f"docs/TROUBLESHOOTING.md does not explain {missing}"
+
+
+def _cells(row: str) -> list[str]:
+    """A Markdown table row's cells (an escaped `\\|` is inside one)."""
+    return re.split(r"(?<!\\)\|", row)
+
+
+def test_the_api_page_names_each_types_job_params():
+    """docs/API.md's hand-written jobParams tables against the parser: the common table
+    names the common keys, each type's row names that type's own keys and no other's, and
+    every key has the help text the OpenAPI document and the console's form show."""
+    from bucketjobs.jobs.params import BY_TYPE, COMMON, HELP
+
+    page = (ROOT / "docs" / "API.md").read_text()
+    section = page.split("## jobParams by job type", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        _cells(line)[1].strip(" `"): line for line in section.splitlines() if line.startswith("| `")
+    }
+    every = set(COMMON) | {key for _, fields in BY_TYPE.values() for key in fields}
+    assert set(HELP) == every
+    assert set(COMMON) <= set(rows)
+    for job_type, (_, fields) in BY_TYPE.items():
+        own = _cells(rows[job_type.value])[2]
+        named = set(re.findall(r"`([a-z][A-Za-z]+)`", own))
+        assert named == set(fields), f"docs/API.md, {job_type.value}: {sorted(named ^ set(fields))}"
