@@ -61,8 +61,16 @@ def test_abuse_bench_smoke():
 
 
 def test_api_bench_smoke():
-    out = _bench("api.py", "--clients", "1,4", "--seconds", "1", "--objects", "300")
-    for row in ("bare FastAPI + 1 SELECT", "jobs/status", "jobs/list (20)", "field sequence"):
+    out = _bench("api.py", "--clients", "1,4", "--seconds", "1", "--objects", "300",
+                 "--open-seconds", "2")  # fmt: skip
+    rows = (
+        "bare FastAPI + 1 SELECT",
+        "jobs/status",
+        "jobs/list (20)",
+        "field sequence",
+        "open loop",
+    )
+    for row in rows:
         assert row in out
 
 
