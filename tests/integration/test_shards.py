@@ -29,13 +29,20 @@ def _keys() -> list[str]:
     return keys
 
 
-async def _shards(db: Any, job_id: int, columns: str = "prefix, delimited, done") -> list[Any]:
+async def _rows(
+    db: Any, job_id: int, columns: str, table: str = "job_shards", order: str = "shard"
+) -> list[Any]:
+    """`columns` of the job's rows in `table` (its shards, or its partitions), as tuples."""
     async with db.connect() as conn:
         rows = await conn.execute(
-            text(f"SELECT {columns} FROM job_shards WHERE job_id = :j ORDER BY shard"),
+            text(f"SELECT {columns} FROM {table} WHERE job_id = :j ORDER BY {order}"),
             {"j": job_id},
         )
         return [tuple(r) for r in rows]
+
+
+async def _shards(db: Any, job_id: int, columns: str = "prefix, delimited, done") -> list[Any]:
+    return await _rows(db, job_id, columns)
 
 
 async def test_every_job_type_sees_each_key_once_across_shards(admin, s3, bucket, db):
@@ -93,22 +100,16 @@ async def test_versioned_listings_are_split_by_top_level_prefix(admin, s3, bucke
 
 async def _counted_every_key(job: dict[str, Any], keys: list[str], s3: Any, db: Any) -> None:
     """The job counted each key once; if not, say whose the miss is: the store's own listing
-    now, and the job's partitions (shard, bounds, entries)."""
+    now, and the job's partitions (prefix, bounds, entries)."""
     counted = job["result"]["metrics"]["objectCount"]
     if counted == len(keys):
         return
     listed = await listed_keys(s3, job["bucketName"])
-    async with db.connect() as conn:
-        parts = (
-            await conn.execute(
-                text("SELECT shard, start_after, last_key, entries FROM job_partitions"
-                     " WHERE job_id = :j ORDER BY seq"),
-                {"j": job["jobId"]["id"]},
-            )
-        ).all()  # fmt: skip
+    columns = "prefix, start_after, last_key, entries"
+    parts = await _rows(db, job["jobId"]["id"], columns, "job_partitions", "seq")
     pytest.fail(
         f"the job counted {counted} of {len(keys)} keys; the store lists {len(listed)} now,"
-        f" not {sorted(set(keys) - set(listed))[:5]}; partitions: {[tuple(p) for p in parts]}"
+        f" not {sorted(set(keys) - set(listed))[:5]}; partitions: {parts}"
     )
 
 
@@ -181,14 +182,7 @@ async def test_a_flat_bucket_is_split_into_key_ranges_and_each_key_seen_once(adm
     assert job["jobState"] == "COMPLETE", job["message"]
     assert job["result"]["metrics"]["objectCount"] == len(FLAT)
     assert job["result"]["metrics"]["bytes"] == sum(sizes)
-    async with db.connect() as conn:
-        ranges = (
-            await conn.execute(
-                text("SELECT cursor, last_key, done FROM job_shards WHERE job_id = :j"
-                     " ORDER BY shard"),
-                {"j": job["jobId"]["id"]},
-            )
-        ).all()  # fmt: skip
+    ranges = await _shards(db, job["jobId"]["id"], "cursor, last_key, done")
     assert len(ranges) >= 3 and all(done for *_, done in ranges)
     assert ranges[0][1] is not None and ranges[-1][1] is None  # bounded, then open-ended
 
