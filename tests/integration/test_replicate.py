@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from bucketjobs.ops.replicate import PARTITION_BYTES
+from bucketjobs.storage.copy import COPY_OBJECT_LIMIT, COPY_PART_SIZE
 from tests.support.faultproxy import FaultProxy
 from tests.support.objects import assert_same_objects, keys
 from tests.support.s3 import put_many
@@ -15,6 +19,7 @@ from tests.support.stack import QUICK_RECOVERY, component_body
 from tests.support.waiting import progress
 
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 N = 5000
 BIG = "media/big video.bin"
 
@@ -325,3 +330,99 @@ async def test_changed_credentials_reach_running_workers(
     done = await _run(admin, bucket, **params)
     assert done["jobState"] == "COMPLETE", done["message"]
     assert done["jobStats"]["processed"] == 50
+
+
+async def _multipart(
+    s3: Any, bucket: str, key: str, parts: list[dict[str, Any]], **head: Any
+) -> None:
+    """A multipart upload of `parts` (each an upload_part or upload_part_copy argument set),
+    four at a time."""
+    upload = (await s3.create_multipart_upload(Bucket=bucket, Key=key, **head))["UploadId"]
+    gate = asyncio.Semaphore(4)
+
+    async def part(number: int, args: dict[str, Any]) -> dict[str, Any]:
+        common = {"Bucket": bucket, "Key": key, "UploadId": upload, "PartNumber": number}
+        async with gate:
+            if "CopySource" in args:
+                answer = await s3.upload_part_copy(**common, **args)
+                return {"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]}
+            answer = await s3.upload_part(**common, Body=args["Body"]())
+            return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    done = await asyncio.gather(*(part(n, a) for n, a in enumerate(parts, start=1)))
+    await s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": list(done)}
+    )
+
+
+async def _huge_object(s3: Any, bucket: str, key: str) -> int:
+    """An object past CopyObject's 5 GiB limit, built inside the store: its parts are
+    ranges of a 528 MiB random object, each starting 1 MiB further, so no two of its
+    512 MiB regions hold the same bytes (a part copied to the wrong place shows)."""
+    scratch = f"{bucket}-scratch"
+    await s3.create_bucket(Bucket=scratch)
+    random_part = {"Body": lambda: random.randbytes(66 * MiB)}
+    await _multipart(s3, scratch, "base", [random_part] * 8)
+    source = {"Bucket": scratch, "Key": "base"}
+    ranges = [(i * MiB, i * MiB + COPY_PART_SIZE) for i in range(10)] + [(0, 8 * MiB)]
+    parts = [{"CopySource": source, "CopySourceRange": f"bytes={a}-{b - 1}"} for a, b in ranges]
+    await _multipart(s3, bucket, key, parts, ContentType="video/mp4", Metadata={"take": "7"})
+    await s3.delete_object(Bucket=scratch, Key="base")
+    await s3.delete_bucket(Bucket=scratch)
+    return sum(b - a for a, b in ranges)
+
+
+async def _same_ranges(s3: Any, a: tuple[str, str], b: tuple[str, str], size: int) -> None:
+    """The same bytes around every 512 MiB boundary and at both ends of two large objects
+    (reading them whole would take longer than copying them)."""
+    for at in [*range(0, size, COPY_PART_SIZE), size]:
+        span = f"bytes={max(0, at - 64 * 1024)}-{min(size, at + 64 * 1024) - 1}"
+        bodies = []
+        for bucket, key in (a, b):
+            answer = await s3.get_object(Bucket=bucket, Key=key, Range=span)
+            async with answer["Body"] as body:
+                bodies.append(await body.read())
+        assert bodies[0] == bodies[1], f"bytes differ in {span}"
+
+
+async def test_a_multi_gib_object_is_copied_whole_and_ends_its_partition(admin, s3, db, bucket):
+    """A 5 GiB + 8 MiB object among small ones: copied server-side in parts (past
+    CopyObject's limit) with its bytes, headers and metadata. Its partition ends with it
+    (the byte budget), so the objects after it are another partition, counted while it
+    is still being copied."""
+    small = {"a/empty": b"", **{f"b/small-{i}": f"small {i}".encode() * i for i in range(5)}}
+    after = {f"z/after-{i}": b"after" for i in range(3)}
+    await put_many(s3, bucket, [*small.items(), *after.items()])
+    huge = "m/huge take+7 (5 GiB).bin"
+    size = await _huge_object(s3, bucket, huge)
+    assert size > COPY_OBJECT_LIMIT > PARTITION_BYTES
+    dst = f"{bucket}-dst"
+    await s3.create_bucket(Bucket=dst)
+    try:
+        job = await admin.create("BATCH_REPLICATE", bucket, destinationBucket=dst)
+        # The small partition after it commits while the large object is still copying:
+        # progress shows before the end (one partition of everything showed 0 until then).
+        moving = await progress(admin, job["jobId"]["id"], at_least=len(after), timeout=120)
+        assert moving["jobState"] == "EXECUTING", moving
+        assert moving["jobStats"]["processed"] == len(after), moving["jobStats"]
+        done = await admin.wait(job["jobId"]["id"], timeout=900)
+        assert done["jobState"] == "COMPLETE", done["message"]
+        assert done["jobStats"]["processed"] == len(small) + 1 + len(after)
+        expected_bytes = size + sum(map(len, [*small.values(), *after.values()]))
+        assert done["result"]["bytesCopied"] == expected_bytes
+        async with db.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT last_key, entries FROM job_partitions WHERE job_id = :j ORDER BY seq"),
+                {"j": done["jobId"]["id"]},
+            )
+            partitions = [tuple(r) for r in rows]
+        # One shard (the bucket fits a page); its last partition ends where it does.
+        assert partitions == [(huge, len(small) + 1), (max(after), len(after))], partitions
+        await assert_same_objects(s3, bucket, s3, dst, detailed=[*small, *after])
+        heads = [await s3.head_object(Bucket=b, Key=huge) for b in (bucket, dst)]
+        for field in ("ContentLength", "ContentType", "Metadata"):
+            assert heads[0][field] == heads[1][field], field
+        await _same_ranges(s3, (bucket, huge), (dst, huge), size)
+    finally:  # gigabytes: not left for the rest of the run
+        for name in (bucket, dst):
+            await s3.delete_object(Bucket=name, Key=huge)

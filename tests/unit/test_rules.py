@@ -13,7 +13,7 @@ from bucketjobs.auth.permissions import permissions_for
 from bucketjobs.auth.throttle import LoginThrottle
 from bucketjobs.auth.tokens import InvalidToken, Session, TokenIssuer
 from bucketjobs.clock import Clock, rfc3339_ms
-from bucketjobs.engine.planner import split_at_key_boundary
+from bucketjobs.engine.planner import partition_end, split_at_key_boundary
 from bucketjobs.engine.progress import threshold_crossed
 from bucketjobs.engine.shards import shards_of
 from bucketjobs.jobs.model import JobState, JobType, can_transition
@@ -249,6 +249,28 @@ def test_partition_cut_never_splits_a_key():
     entries = [_entry("a"), _entry("b"), _entry("c"), _entry("c"), _entry("c")]
     assert split_at_key_boundary(entries) == 2
     assert split_at_key_boundary([_entry("z"), _entry("z")]) == 0
+
+
+def test_partition_cut_by_count_and_by_bytes():
+    small = [_entry(f"k{i}", size=1) for i in range(5)]
+    assert partition_end(small, 10, None) is None  # too few yet
+    assert partition_end(small, 5, None) == 4  # the last key may go on in the next page
+    assert partition_end(small, 5, 10**9) == 4  # the byte budget is far: the count decides
+    # Sizes 1, 1, 6, 1, 1 with a budget of 8: the third key reaches it; the cut follows it.
+    sized = [_entry(k, size=n) for k, n in zip("abcde", (1, 1, 6, 1, 1), strict=True)]
+    assert partition_end(sized, 1000, 8) == 3
+    assert partition_end(sized[3:], 1000, 8) is None
+    assert partition_end(sized, None, 8) == 3 and partition_end(small, None, 8) is None
+    # A key whose versions reach the budget keeps them all in the partition it ends.
+    versions = [_entry("a", size=9), _entry("a", latest=False, size=9), _entry("b", size=1)]
+    assert partition_end(versions, 1000, 8) == 2
+    # Reached on the last key: not cut yet (its versions may go on); nor at one key alone.
+    assert partition_end(versions[:2], 1000, 8) is None
+    assert partition_end([_entry("z")] * 3, 2, None) is None
+    # A re-run of failed keys lists no sizes: counted as nothing, cut by count.
+    unsized = [Entry.unlisted(k) for k in "abc"]
+    assert partition_end(unsized, 1000, 1) is None
+    assert partition_end(unsized, 3, 1) == 2
 
 
 def test_failure_threshold():

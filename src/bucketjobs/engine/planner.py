@@ -1,7 +1,9 @@
 """EXAMINING: prepare the job, then enumerate the bucket into key-range partitions.
 
 The key space is split into shards (engine/shards.py), listed PLAN_LANES at a time. Each
-listing is streamed and cut into partitions of about PARTITION_ENTRIES entries. Cut
+listing is streamed and cut into partitions of about PARTITION_ENTRIES entries, or fewer
+when an op's work grows with objects' sizes and the entries reach its `partition_bytes`
+(copies: a partition is the unit of progress and of repeated work after a crash). Cut
 partitions are written every FLUSH_SECONDS, each batch with its tasks and its shards'
 cursors in one transaction, so a restart resumes every shard after the last partition
 written and never plans a key twice or skips one.
@@ -40,6 +42,29 @@ def split_at_key_boundary(entries: list[Entry]) -> int:
     while index > 0 and entries[index - 1].key == last:
         index -= 1
     return index
+
+
+def partition_end(
+    entries: list[Entry], max_entries: int | None, max_bytes: int | None
+) -> int | None:
+    """Where the first partition of the listed-but-unplanned `entries` ends, or None to
+    wait for more: after the first key at which their sizes reach `max_bytes`, else before
+    the last key once there are `max_entries` (None: no such rule). Never inside one key's
+    versions, and never after the last entry: its key's versions may go on in the next page."""
+    if max_bytes is not None:
+        total = 0
+        for index, entry in enumerate(entries):
+            total += entry.size or 0  # a re-run of failed keys knows no sizes
+            if total >= max_bytes:
+                end = index + 1
+                while end < len(entries) and entries[end].key == entry.key:
+                    end += 1
+                if end < len(entries):
+                    return end
+                break
+    if max_entries is not None and len(entries) >= max_entries:
+        return split_at_key_boundary(entries) or None
+    return None
 
 
 async def plan(
@@ -197,6 +222,15 @@ class _Enumeration:
             )
             cursor = last_key
 
+        async def take_partitions(*, by_count: bool) -> None:
+            """Plan the partitions that `pending` holds whole (by count only while more
+            pages follow: the shard's last partition takes what is left)."""
+            nonlocal pending
+            entries = self.partition_entries if by_count else None
+            while end := partition_end(pending, entries, self.op.partition_bytes):
+                await add(pending[end - 1].key, pending[end].key, pending[:end])
+                pending = pending[end:]
+
         start = pending[-1].key if pending else cursor
         if start is not None and start == shard.last_key and not self.step.versions:
             pages = _no_pages()  # one entry per key: the shard's last key is listed already
@@ -208,14 +242,11 @@ class _Enumeration:
             if self._halted():
                 return
             pending.extend(page)
-            if len(pending) >= self.partition_entries:
-                boundary = split_at_key_boundary(pending)
-                if boundary > 0:
-                    await add(pending[boundary - 1].key, pending[boundary].key, pending[:boundary])
-                    pending = pending[boundary:]
+            await take_partitions(by_count=True)
             due = time.monotonic() - self.flushed_at >= FLUSH_SECONDS
             if self.cut and due and not self.writing.locked():  # else a flush is under way
                 await self.flush()
+        await take_partitions(by_count=False)
         if pending:  # the shard's last partition ends where the shard does
             await add(shard.last_key, None, pending)
         self.finished.add(shard.shard)

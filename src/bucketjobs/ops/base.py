@@ -151,6 +151,11 @@ class Operation(Protocol):
     # the store more than it costs us — counting, deleting — a second listing by a worker
     # would cost more than spreading the work saves. Copies are spread over workers.
     inline: bool
+    # For an op whose work grows with objects' sizes (copies): the planner also ends a
+    # partition at the first key where its objects reach this many bytes, so progress moves
+    # and a crash repeats work per about this many bytes, not per 1,000 objects of any size.
+    # None: partitions are cut by count only.
+    partition_bytes: int | None
 
     def count_entry(self, entry: Entry) -> bool:
         """Whether the planner counts this listing entry in `total`."""

@@ -130,6 +130,7 @@ def _by_key(entries: Sequence[Entry]) -> list[list[Entry]]:
 class LifecycleUpdate:
     pure = False
     inline = True  # deletes cost the store, not us: no second listing, no task per partition
+    partition_bytes: int | None = None
 
     def count_entry(self, entry: Entry) -> bool:
         return True

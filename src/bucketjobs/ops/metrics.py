@@ -106,6 +106,7 @@ async def _count_uploads(job: RunningJob) -> dict[str, int]:
 class MetricReconciliation:
     pure = True
     inline = True
+    partition_bytes: int | None = None
 
     def count_entry(self, entry: Entry) -> bool:
         return True

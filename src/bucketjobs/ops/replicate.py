@@ -27,6 +27,10 @@ from bucketjobs.storage.retry import StorageError, with_retries
 from bucketjobs.storage.store import Store
 
 LANES = 64  # objects in flight per page; the component's pool caps the process
+# A partition of copies ends at the first key past this many bytes: a bucket of large
+# objects then shows progress, spreads over workers and repeats at most about this much
+# copying after a crash, instead of 1,000 objects of any size (docs/DECISIONS.md).
+PARTITION_BYTES = 1024**3
 
 
 def is_md5_etag(etag: str) -> bool:
@@ -60,6 +64,7 @@ def _params(job: RunningJob) -> ReplicateParams:
 class Replicate:
     pure = False
     inline = False
+    partition_bytes: int | None = PARTITION_BYTES
 
     def count_entry(self, entry: Entry) -> bool:
         return not entry.delete_marker

@@ -83,6 +83,7 @@ class TriggerReconciliation:
     # more than spreading the sends saves (bench/triggers.py, 20,000 objects: Redis 17,100
     # → 24,600 events/s, NATS 9,100 → 10,900).
     inline = True
+    partition_bytes: int | None = None
 
     def count_entry(self, entry: Entry) -> bool:
         return entry.is_latest and not entry.delete_marker
