@@ -4,20 +4,22 @@ CopyObject, UploadPartCopy (above the CopyObject limit), streamed PUT, streamed 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psutil
 import pytest
 
 from bucketjobs.storage.components import Component, endpoint_location
-from bucketjobs.storage.copy import server_side_copy, streamed_copy
+from bucketjobs.storage.copy import SourceChanged, server_side_copy, streamed_copy
 from bucketjobs.storage.http import S3Http
 from tests.support.faultproxy import FaultProxy
 from tests.support.objects import describe
+from tests.support.objects import keys as listed_keys
 from tests.support.stack import Store
 
 MiB = 1024 * 1024
+Refuse = Callable[[Any], Awaitable[bool]]
 
 
 def _component(store: Any) -> Component:
@@ -108,3 +110,119 @@ async def test_streamed_copy_from_a_source_that_answers_chunked(
     finally:
         await source.close()
         await proxy.stop()
+
+
+def _each_part_fails_once(method: str, tried: list[str]) -> Refuse:
+    """A FaultProxy `refuse` hook: the first `method` request for each part (by its part
+    number, or its byte range for a GET) fails with 503; every such request is recorded."""
+    failed: set[str] = set()
+
+    async def refuse(request: Any) -> bool:
+        which = request.query.get("partNumber") or request.headers.get("Range")
+        if request.method != method or which is None:
+            return False
+        tried.append(which)
+        if which in failed:
+            return False
+        failed.add(which)
+        return True
+
+    return refuse
+
+
+async def _through(proxy: FaultProxy, store: Any) -> S3Http:
+    return S3Http(_component(Store(await proxy.start(), store.access_key, store.secret_key)))
+
+
+async def test_a_failed_part_of_a_server_side_copy_is_sent_again_alone(store, s3, bucket):
+    """Each UploadPartCopy fails once: the copy retries that part only (retrying the
+    object would need every part to succeed in one attempt, and start over each time)."""
+    body = hashlib.sha256(b"parts").digest() * (12 * MiB // 32 + 3)  # 12 MiB + 96 bytes
+    await _put_rich(s3, bucket, "src", body)
+    tried: list[str] = []
+    proxy = FaultProxy(store.endpoint, refuse=_each_part_fails_once("PUT", tried))
+    http = await _through(proxy, store)
+    try:
+        await server_side_copy(http, bucket, "src", bucket, "dst", len(body),
+                               limit=5 * MiB, part_size=5 * MiB)  # fmt: skip
+    finally:
+        await http.close()
+        await proxy.stop()
+    assert tried == ["1", "1", "2", "2", "3", "3"]
+    assert await describe(s3, bucket, "src") == await describe(s3, bucket, "dst")
+
+
+async def test_a_failed_part_of_a_streamed_copy_is_read_and_sent_again_alone(
+    store, remote_store, s3, remote_s3, bucket
+):
+    """Across stores each part is read by its own ranged GET: when the GET fails, or the
+    destination refuses the part, that range is read again and only that part is sent."""
+    await remote_s3.create_bucket(Bucket=bucket)
+    body = bytes(range(251)) * (12 * MiB // 251)
+    await _put_rich(s3, bucket, "src", body)
+    reads: list[str] = []
+    sends: list[str] = []
+    source_proxy = FaultProxy(store.endpoint, refuse=_each_part_fails_once("GET", reads))
+    dest_proxy = FaultProxy(remote_store.endpoint, refuse=_each_part_fails_once("PUT", sends))
+    source, dest = await _through(source_proxy, store), await _through(dest_proxy, remote_store)
+    try:
+        copied = await streamed_copy(source, dest, bucket, "src", bucket, "dst",
+                                     threshold=5 * MiB, part_size=5 * MiB)  # fmt: skip
+    finally:
+        for http in (source, dest):
+            await http.close()
+        for proxy in (source_proxy, dest_proxy):
+            await proxy.stop()
+    assert copied == len(body)
+    ranges = [f"bytes={a}-{min(a + 5 * MiB, len(body)) - 1}" for a in range(0, len(body), 5 * MiB)]
+    # Per part: the GET refused; read again, the part refused; read again, sent.
+    assert reads == [r for r in ranges for _ in range(3)], reads
+    assert sends == ["1", "1", "2", "2", "3", "3"]
+    assert await describe(s3, bucket, "src") == await describe(remote_s3, bucket, "dst")
+
+
+@pytest.mark.parametrize("server_side", [True, False], ids=["server-side", "streamed"])
+async def test_a_source_replaced_mid_copy_is_not_joined_from_two_versions(
+    store, remote_store, s3, remote_s3, bucket, server_side
+):
+    """The source is overwritten after the first part: the next part asks for the version
+    the copy began with (If-Match), so the copy ends with SourceChanged, which a job
+    retries as a whole object, and leaves no object and no upload behind."""
+    dest_s3 = s3 if server_side else remote_s3
+    dest_bucket = bucket if server_side else await _new_bucket(remote_s3, bucket)
+    await _put_rich(s3, bucket, "src", b"a" * (12 * MiB))
+    parts: list[str] = []
+
+    async def replace_after_the_first_part(request: Any) -> bool:
+        part = request.query.get("partNumber") if server_side else request.headers.get("Range")
+        if part is not None and request.method == ("PUT" if server_side else "GET"):
+            parts.append(part)
+            if len(parts) == 2:
+                await s3.put_object(Bucket=bucket, Key="src", Body=b"b" * (12 * MiB))
+        return False
+
+    proxy = FaultProxy(store.endpoint, refuse=replace_after_the_first_part)
+    source = await _through(proxy, store)
+    dest = S3Http(_component(remote_store))
+    try:
+        with pytest.raises(SourceChanged) as raised:
+            if server_side:
+                await server_side_copy(source, bucket, "src", bucket, "dst", 12 * MiB,
+                                       limit=5 * MiB, part_size=5 * MiB)  # fmt: skip
+            else:
+                await streamed_copy(source, dest, bucket, "src", bucket, "dst",
+                                    threshold=5 * MiB, part_size=5 * MiB)  # fmt: skip
+    finally:
+        await source.close()
+        await dest.close()
+        await proxy.stop()
+    assert raised.value.transient and raised.value.http_status == 412
+    assert len(parts) == 2, parts  # the changed source is not asked again part by part
+    assert "dst" not in await listed_keys(dest_s3, dest_bucket)
+    uploads = await dest_s3.list_multipart_uploads(Bucket=dest_bucket)
+    assert not uploads.get("Uploads"), uploads
+
+
+async def _new_bucket(s3: Any, name: str) -> str:
+    await s3.create_bucket(Bucket=name)
+    return name

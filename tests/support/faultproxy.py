@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 import aiohttp
@@ -37,10 +38,13 @@ class FaultProxy:
         permanent: dict[str, int] | None = None,
         seed: int = 0,
         chunked: bool = False,
+        refuse: Callable[[web.Request], Awaitable[bool]] | None = None,
     ) -> None:
         """`chunked` re-frames every answer body as chunked transfer encoding, as some
-        gateways in front of S3 do."""
+        gateways in front of S3 do. `refuse` sees each request first: True answers it
+        503 SlowDown (a test's own choice of which requests fail)."""
         self.chunked = chunked
+        self.refuse = refuse
         self.upstream = upstream.rstrip("/")
         self.transient_rate = transient_rate
         self.latency = latency
@@ -74,6 +78,9 @@ class FaultProxy:
         self.requests += 1
         if self.latency:
             await asyncio.sleep(self.latency)
+        if self.refuse is not None and await self.refuse(request):
+            self.injected["refused"] += 1
+            return _error(*SLOW_DOWN)
         key = unquote(request.path).split("/", 2)[-1]
         if key in self.permanent:
             self.injected["permanent"] += 1

@@ -3,8 +3,12 @@
 Within one store the copy is server-side: CopyObject (metadata and tags copied by the
 store), or UploadPartCopy parts above CopyObject's 5 GiB limit. Across stores the bytes
 stream from the source's GET into the destination's PUT — or, above a threshold, into
-multipart UploadPart requests of `part_size`, read from the GET as they are sent: the
-process never holds more than a read buffer of an object.
+multipart UploadPart requests of `part_size`, each read by its own ranged GET as it is
+sent: the process never holds more than a read buffer of an object.
+
+The parts of a multipart copy are retried one by one. Retrying the whole object instead
+fails a large one for good: each of its thousands of parts must then succeed in the same
+attempt, and every attempt starts over from the first byte.
 
 Kept: the bytes, Content-Type, Content-Encoding, Content-Disposition, Content-Language,
 Cache-Control, Expires, every `x-amz-meta-*` header, and the tag set.
@@ -13,13 +17,15 @@ Cache-Control, Expires, every `x-amz-meta-*` header, and the tag set.
 from __future__ import annotations
 
 import contextlib
+import functools
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from bucketjobs.storage.errors import AnswerTooLarge, ProtocolError
+from bucketjobs.storage.errors import AnswerTooLarge, ProtocolError, S3Error, StorageError
 from bucketjobs.storage.http import S3Http, encode_key
+from bucketjobs.storage.retry import with_retries
 from bucketjobs.storage.tagging import parse_tags
 
 MiB = 1024 * 1024
@@ -164,14 +170,9 @@ async def server_side_copy(
         return
     _, head, _ = await http.request("HEAD", src_bucket, src_key)
     headers = await _copied_headers(http, src_bucket, src_key, head)
-    part_size = part_size_for(size, part_size)
-    async with _Multipart(http, dst_bucket, dst_key) as upload:
-        await upload.start(headers)
-        for start in range(0, size, part_size):
-            end = min(start + part_size, size) - 1
-            part_range = {**source, "x-amz-copy-source-range": f"bytes={start}-{end}"}
-            await upload.part(part_range, error_in_200=True)
-        await upload.complete()
+    size = int(head.get("Content-Length", size))  # the version copied, not the one listed
+    version = _Version(http, src_bucket, src_key, head.get("ETag", ""))
+    await version.copy(http, dst_bucket, dst_key, headers, size, part_size, server_side=True)
 
 
 async def _take(stream: Any, count: int) -> AsyncIterator[bytes]:
@@ -207,6 +208,7 @@ async def streamed_copy(
             headers = await _copied_headers(src, src_bucket, src_key, head)
             await dst.request("PUT", dst_bucket, dst_key, headers=headers, data=body)
             return len(body)
+    in_parts: _Version | None = None
     async with src.stream(src_bucket, src_key) as response:
         headers = await _copied_headers(src, src_bucket, src_key, response.headers)
         length = response.headers.get("Content-Length")
@@ -222,19 +224,75 @@ async def streamed_copy(
                 "PUT", dst_bucket, dst_key, headers=headers, data=_take(response.content, size)
             )
             return size
-        else:
-            part_size = part_size_for(size, part_size)
-            async with _Multipart(dst, dst_bucket, dst_key) as upload:
-                await upload.start(headers)
-                for start in range(0, size, part_size):
-                    part_length = min(part_size, size - start)
-                    await upload.part(
-                        {"content-length": str(part_length)}, _take(response.content, part_length)
-                    )
-                await upload.complete()
-            return size
+        else:  # in parts, each read by its own range: this answer's body is left unread
+            in_parts = _Version(src, src_bucket, src_key, response.headers.get("ETag", ""))
+    if in_parts is not None:
+        await in_parts.copy(dst, dst_bucket, dst_key, headers, size, part_size)
+        return size
     await dst.request("PUT", dst_bucket, dst_key, headers=headers, data=body)
     return size
+
+
+class SourceChanged(StorageError):
+    """The source object was replaced while it was being copied in parts: the copy starts
+    over from the new one (transient), rather than join parts of two versions."""
+
+    transient = True
+
+
+class _Version:
+    """One version of a source object, named by its ETag. Every part of a multipart copy
+    is read from that version (If-Match), so a source replaced mid-copy ends the copy with
+    SourceChanged instead of joining parts of two objects."""
+
+    def __init__(self, http: S3Http, bucket: str, key: str, etag: str) -> None:
+        self.http, self.bucket, self.key, self.etag = http, bucket, key, etag
+
+    async def copy(
+        self, dst: S3Http, bucket: str, key: str, headers: Mapping[str, str], size: int,
+        part_size: int, *, server_side: bool = False,
+    ) -> None:  # fmt: skip
+        """Copy the version's `size` bytes to `key`, one part at a time: by the store
+        itself (`server_side`, UploadPartCopy), else read by range and sent through here."""
+        part_size = part_size_for(size, part_size)
+        send = self._copy_part if server_side else self._send_part
+        async with _Multipart(dst, bucket, key) as upload:
+            await with_retries(functools.partial(upload.start, headers))
+            for start in range(0, size, part_size):
+                part = functools.partial(send, upload, start, min(part_size, size - start))
+                await with_retries(part, not_here=(SourceChanged,))
+            await upload.complete()
+
+    async def _copy_part(self, upload: _Multipart, start: int, length: int) -> None:
+        headers = {
+            "x-amz-copy-source": copy_source(self.bucket, self.key),
+            "x-amz-copy-source-range": f"bytes={start}-{start + length - 1}",
+        }
+        if self.etag:
+            headers["x-amz-copy-source-if-match"] = self.etag
+        with _source_changed_on_412():
+            await upload.part(headers, error_in_200=True)
+
+    async def _send_part(self, upload: _Multipart, start: int, length: int) -> None:
+        span = {"range": f"bytes={start}-{start + length - 1}"}
+        if self.etag:
+            span["if-match"] = self.etag
+        with _source_changed_on_412():
+            async with self.http.stream(self.bucket, self.key, span) as answer:
+                if answer.status != 206:  # the whole object: it would be sent as this part
+                    raise StorageError("RangeIgnored", "the source answered a ranged GET whole")
+                await upload.part({"content-length": str(length)}, _take(answer.content, length))
+
+
+@contextlib.contextmanager
+def _source_changed_on_412() -> Iterator[None]:
+    try:
+        yield
+    except S3Error as exc:
+        if exc.http_status != 412:
+            raise
+        message = "the source object changed during the copy"
+        raise SourceChanged("SourceChanged", message, 412) from exc
 
 
 async def _read_up_to(stream: Any, count: int) -> bytes:

@@ -63,14 +63,17 @@ async def with_retries(
     attempts: int = 8,
     base_delay: float = 0.05,
     max_delay: float = 5.0,
+    not_here: tuple[type[StorageError], ...] = (),
 ) -> T:
-    """Run `call` until it succeeds, fails permanently, or `attempts` run out."""
+    """Run `call` until it succeeds, fails permanently, or `attempts` run out. Errors of
+    the `not_here` kinds end it at once, transient or not: a caller further out retries
+    them (a part of a copy whose source changed: the whole copy starts over)."""
     for attempt in range(1, attempts + 1):
         try:
             return await call()
         except Exception as exc:
             error = classify(exc)
-            if not error.transient or attempt == attempts:
+            if not error.transient or attempt == attempts or isinstance(error, not_here):
                 error.attempts = attempt
                 if error is exc:
                     raise
