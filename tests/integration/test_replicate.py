@@ -19,7 +19,6 @@ from tests.support.stack import QUICK_RECOVERY, component_body
 from tests.support.waiting import progress
 
 MiB = 1024 * 1024
-GiB = 1024 * MiB
 N = 5000
 BIG = "media/big video.bin"
 
